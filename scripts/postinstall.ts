@@ -1,0 +1,1 @@
+// Placeholder until the native build lands: fetches nothing yet.

@@ -1,0 +1,2 @@
+// Test preload: keep tests quiet and deterministic.
+process.env.SELFTUNE_PROGRESS ??= "json-off";
