@@ -1,0 +1,180 @@
+#!/usr/bin/env bun
+// selftune's command line. Each command is a thin shell over core/ (and, for
+// `model` and `report`, over modules loaded on demand so core stays LLM-free).
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { ConfigError, loadConfig } from "./config.ts";
+import { EXIT, Pipeline, planRun } from "./pipeline.ts";
+import { builtinNames, loadPlugin } from "./registry.ts";
+import { manifestPath, PROJECT_ROOT, readJsonIfExists, type RunManifest } from "./provenance.ts";
+
+function parseShard(s: string | undefined): { index: number; count: number } | undefined {
+  if (s === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new Error(`--shard must be i/N with 0 <= i < N, got '${s}'`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+async function cmdRun(args: { config: string; runDir?: string; from?: string; only?: string; shard?: string }): Promise<number> {
+  const shard = parseShard(args.shard);
+  if (shard && !args.only) throw new Error("--shard needs --only <stage>");
+  const loaded = loadConfig(args.config);
+  const stages = await planRun(loaded);
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    if (++interrupts > 1) process.exit(EXIT.interrupted);
+    console.error("\ninterrupt: stopping after the current batch (Ctrl-C again to abort now)");
+    controller.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  const pipeline = new Pipeline(loaded, stages, { runDir: args.runDir, from: args.from, only: args.only, shard, signal: controller.signal });
+  const outcome = await pipeline.run();
+  process.off("SIGINT", onSigint);
+  process.off("SIGTERM", onSigint);
+  if (!shard) printSummary(readJsonIfExists<RunManifest>(manifestPath(outcome.runDir)));
+  if (outcome.status === "gate-failed") {
+    console.error(`\nrun stopped: ${outcome.failedGates.filter((f) => true).map((f) => `${f.stage}: ${f.gate.name} failed (${f.gate.summary})`).join("; ")}`);
+  }
+  if (outcome.status === "interrupted") console.error("\nrun interrupted; run the same command again to resume");
+  return outcome.exitCode;
+}
+
+function printSummary(m: RunManifest | null) {
+  if (!m) return;
+  const lines = [`run ${m.runId}  (${m.name})`, `  git ${m.git.commit?.slice(0, 12) ?? "none"}${m.git.dirty ? " (dirty)" : ""}  bun ${m.environment.bun}  ${m.environment.cpu.model} x${m.environment.cpu.logicalCores}${m.environment.gpus.length ? `  ${m.environment.gpus.map((g) => g.name).join(", ")}` : ""}`];
+  for (const [id, s] of Object.entries(m.stages)) {
+    const secs = s.durationMs === null ? "" : ` ${(s.durationMs / 1000).toFixed(1)} s`;
+    lines.push(`  ${id.padEnd(14)} ${s.status.padEnd(11)} ${s.plugin}@${s.pluginVersion}${secs}${s.shards ? ` (${s.shards} shards)` : ""}`);
+    for (const a of s.artifacts) lines.push(`      ${a.file.padEnd(28)} ${String(a.records).padStart(7)} records  sha256 ${a.sha256.slice(0, 12)}`);
+    for (const f of s.files) lines.push(`      ${f.file.padEnd(28)} ${String(f.bytes).padStart(7)} bytes    sha256 ${f.sha256.slice(0, 12)}`);
+    for (const g of s.gates) lines.push(`      gate ${g.name}: ${g.passed ? "PASS" : "FAIL"}  ${g.summary}${!g.passed && s.gateMode === "report" ? " (reported, not stopping)" : ""}`);
+    if (s.error) lines.push(`      error: ${s.error}`);
+  }
+  console.log(lines.join("\n"));
+}
+
+async function cmdValidate(args: { config: string }): Promise<number> {
+  const loaded = loadConfig(args.config);
+  const stages = await planRun(loaded);
+  console.log(`${args.config}: valid, ${stages.length} stages`);
+  for (const s of stages) {
+    const ins = s.inputs.map((w) => `${w.slot}<-${w.fromStage}.${w.fromSlot}`).join(", ");
+    console.log(`  ${s.id.padEnd(14)} ${s.plugin.name}@${s.plugin.version}${ins ? `  inputs: ${ins}` : ""}${s.spec.shards > 1 ? `  shards: ${s.spec.shards}` : ""}`);
+  }
+  return EXIT.ok;
+}
+
+async function cmdPlugins(args: { json?: boolean; name?: string }): Promise<number> {
+  const names = args.name ? [args.name] : builtinNames();
+  const out = [];
+  for (const n of names) {
+    const { plugin, source } = await loadPlugin(n, process.cwd());
+    out.push({
+      name: plugin.name,
+      version: plugin.version,
+      description: plugin.description,
+      source,
+      consumes: Object.fromEntries(Object.entries(plugin.consumes).map(([s, k]) => [s, k.name])),
+      produces: Object.fromEntries(Object.entries(plugin.produces).map(([s, k]) => [s, k.name])),
+      shardable: !!plugin.shardable,
+      config: z.toJSONSchema(plugin.config, { io: "input", unrepresentable: "any" }),
+    });
+  }
+  if (args.json || args.name) console.log(JSON.stringify(args.name ? out[0] : out, null, 2));
+  else
+    for (const p of out) {
+      console.log(`${p.name}@${p.version}  ${p.description}`);
+      console.log(`    consumes: ${Object.values(p.consumes).join(", ") || "-"}   produces: ${Object.values(p.produces).join(", ") || "-"}${p.shardable ? "   shardable" : ""}`);
+    }
+  return EXIT.ok;
+}
+
+async function cmdInspect(args: { runDir: string; json?: boolean }): Promise<number> {
+  const m = readJsonIfExists<RunManifest>(manifestPath(args.runDir));
+  if (!m) throw new Error(`${args.runDir}: no manifest.json (not a run directory)`);
+  if (args.json) console.log(JSON.stringify(m, null, 2));
+  else {
+    printSummary(m);
+    const env = m.environment;
+    console.log(`  created ${m.createdAt}, updated ${m.updatedAt}`);
+    console.log(`  config ${m.configPath} (sha256 ${m.configHash.slice(0, 12)})`);
+    console.log(`  host ${env.host}  ${env.os} ${env.arch}  ${(env.memoryBytes / 2 ** 30).toFixed(1)} GiB`);
+  }
+  return EXIT.ok;
+}
+
+/** Commands implemented outside core, loaded only when used. */
+async function delegate(modulePath: string, fn: string, args: unknown): Promise<number> {
+  const full = join(PROJECT_ROOT, modulePath);
+  if (!existsSync(full)) throw new Error(`this command needs ${modulePath}, which is not in this checkout`);
+  const mod = (await import(full)) as Record<string, (a: unknown) => Promise<number>>;
+  if (typeof mod[fn] !== "function") throw new Error(`${modulePath} does not export ${fn}()`);
+  return mod[fn](args);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const wrap = <A>(f: (a: A) => Promise<number>) => async (a: A) => {
+    code = await f(a);
+  };
+  await yargs(argv)
+    .scriptName("selftune")
+    .strict()
+    .demandCommand(1)
+    .command("run <config>", "run a pipeline", (y) =>
+      y.positional("config", { type: "string", demandOption: true })
+        .option("run-dir", { type: "string", describe: "run directory (default <runsDir>/<name>)" })
+        .option("from", { type: "string", describe: "re-run this stage and every later one" })
+        .option("only", { type: "string", describe: "run only this stage" })
+        .option("shard", { type: "string", describe: "with --only: run shard i/N of a sharded stage" }),
+      wrap(cmdRun))
+    .command("validate <config>", "check a config (and every plugin's config) without running", (y) => y.positional("config", { type: "string", demandOption: true }), wrap(cmdValidate))
+    .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))
+    .command("inspect <run-dir>", "print a run's manifest readably", (y) => y.positional("run-dir", { type: "string", demandOption: true }).option("json", { type: "boolean" }), wrap(cmdInspect))
+    .command("report <run-dir>", "rebuild the evaluation report of a run", (y) => y.positional("run-dir", { type: "string", demandOption: true }), wrap((a) => delegate("plugins/evaluator/report-command.ts", "reportCommand", a)))
+    .command("model <action> [args..]", "synth | info | quantize: GGUF model tools", (y) =>
+      y.positional("action", { choices: ["synth", "info", "quantize"] as const, demandOption: true })
+        .option("arch", { choices: ["qwen2", "llama"] as const, default: "qwen2" })
+        .option("preset", { choices: ["tiny", "0.5b", "1.5b", "7b"] as const, default: "tiny" })
+        .option("vocab", { type: "string", describe: "vocabulary GGUF (default: llama.cpp's for the arch)" })
+        .option("type", { choices: ["f32", "f16", "q8_0", "q4_k", "q6_k"] as const, default: "f16" })
+        .option("seed", { type: "number", default: 0 })
+        .option("out", { type: "string" })
+        .option("json", { type: "boolean" }),
+      wrap((a) => delegate("native/model-command.ts", "modelCommand", a)))
+    .command("bench <name>", "run a native benchmark (infer, train, kernels)", (y) => y.positional("name", { type: "string", demandOption: true }), wrap(async (a) => {
+      const proc = Bun.spawn(["bun", "run", `bench:${a.name}`], { cwd: PROJECT_ROOT, stdio: ["inherit", "inherit", "inherit"] });
+      return proc.exited;
+    }))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    })
+    .help()
+    .parseAsync();
+  return code;
+}
+
+class UsageError extends Error {}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(hideBin(process.argv));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`config error:\n${e.message}`);
+      process.exitCode = EXIT.config;
+    } else if (e instanceof UsageError) {
+      console.error(`${e.message}\nrun 'selftune --help' for usage`);
+      process.exitCode = EXIT.config;
+    } else {
+      console.error(`error: ${(e as Error).message}`);
+      if (process.env.SELFTUNE_DEBUG) console.error((e as Error).stack);
+      process.exitCode = EXIT.error;
+    }
+  }
+}
