@@ -1,0 +1,29 @@
+// Shared test helpers: temp dirs, writing configs, running the CLI as a child process.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..");
+export const FIXTURE_PLUGINS = join(ROOT, "test/fixtures/plugins");
+
+export function tempDir(prefix = "selftune-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeConfig(dir: string, name: string, yaml: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, yaml);
+  return p;
+}
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json", ...env } });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { exitCode, stdout, stderr };
+}
