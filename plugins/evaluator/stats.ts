@@ -1,0 +1,148 @@
+// Statistics for paired evaluation (specs/statistics.md). Every distribution
+// function comes from stdlib (@stdlib/*), not from hand-written approximations:
+// the formulas here are only the tests' definitions.
+import binomialCdf from "@stdlib/stats-base-dists-binomial-cdf";
+import gammainc from "@stdlib/math-base-special-gammainc";
+import normalQuantile from "@stdlib/stats-base-dists-normal-quantile";
+
+export interface Interval {
+  /** successes / n; null when n = 0 (no data, not 0 %). */
+  rate: number | null;
+  lower: number;
+  upper: number;
+}
+
+/** Two-sided standard normal critical value for a confidence level (0.95 -> 1.959964). */
+export function zCritical(confidence: number): number {
+  if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence must be in (0, 1), got ${confidence}`);
+  return normalQuantile(1 - (1 - confidence) / 2, 0, 1);
+}
+
+/** Wilson score interval (Wilson 1927; Newcombe 1998 method 3): good coverage at small n
+ *  and at rates near 0 or 1, where the Wald interval fails. */
+export function wilson(successes: number, n: number, confidence = 0.95): Interval {
+  if (!Number.isInteger(successes) || !Number.isInteger(n) || successes < 0 || successes > n) throw new RangeError(`wilson: need integers 0 <= successes <= n, got ${successes}/${n}`);
+  if (n === 0) return { rate: null, lower: 0, upper: 1 };
+  const z = zCritical(confidence);
+  const p = successes / n;
+  const z2n = (z * z) / n;
+  const centre = (p + z2n / 2) / (1 + z2n);
+  const half = (z / (1 + z2n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  // Clamp only float noise: at 0/n and n/n the interval touches the bound exactly.
+  return { rate: p, lower: successes === 0 ? 0 : Math.max(0, centre - half), upper: successes === n ? 1 : Math.min(1, centre + half) };
+}
+
+/** The paired 2x2 table of two variants on the same items.
+ *  a: both succeed; b: first succeeds, second fails; c: first fails, second succeeds; d: both fail. */
+export interface PairedTable {
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+}
+
+export function pairedTable(first: readonly boolean[], second: readonly boolean[]): PairedTable {
+  if (first.length !== second.length) throw new Error(`paired outcomes differ in length: ${first.length} vs ${second.length}`);
+  const t = { a: 0, b: 0, c: 0, d: 0 };
+  first.forEach((x, i) => {
+    const y = second[i]!;
+    if (x && y) t.a++;
+    else if (x) t.b++;
+    else if (y) t.c++;
+    else t.d++;
+  });
+  return t;
+}
+
+/** Below this many discordant pairs the chi-square approximation is poor and the exact
+ *  binomial (conditional) test is used instead (the b + c < 25 rule, e.g. Rosner,
+ *  Fundamentals of Biostatistics; Fagerland et al. 2013 discuss the choice). */
+export const EXACT_THRESHOLD = 25;
+
+export interface McNemarResult {
+  /** Discordant counts: first-only successes, second-only successes. */
+  b: number;
+  c: number;
+  test: "exact-binomial" | "chi-square-cc" | "none";
+  /** Chi-square statistic with continuity correction (chi-square-cc only). */
+  statistic: number | null;
+  /** Two-sided p-value. */
+  p: number;
+}
+
+/** Upper tail of the chi-square distribution with k degrees of freedom: Q(k/2, x/2), the
+ *  regularized upper incomplete gamma function. Computed directly (not 1 - CDF) so tiny
+ *  p-values keep their digits instead of rounding to 0. */
+export function chiSquareSurvival(x: number, k: number): number {
+  if (x <= 0) return 1;
+  return gammainc(x / 2, k / 2, true, true);
+}
+
+/** Two-sided exact binomial test of b successes in b + c trials with p = 1/2. With p = 1/2
+ *  the distribution is symmetric, so R's binom.test "as or less likely" rule equals
+ *  doubling the smaller tail (capped at 1). */
+export function exactBinomialTwoSided(b: number, c: number): number {
+  const n = b + c;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialCdf(Math.min(b, c), n, 0.5));
+}
+
+/** McNemar's test of marginal homogeneity for paired binary outcomes. */
+export function mcnemar(t: Pick<PairedTable, "b" | "c">, exactThreshold = EXACT_THRESHOLD): McNemarResult {
+  const { b, c } = t;
+  if (b + c === 0) return { b, c, test: "none", statistic: null, p: 1 };
+  if (b + c < exactThreshold) return { b, c, test: "exact-binomial", statistic: null, p: exactBinomialTwoSided(b, c) };
+  // Edwards' continuity correction, as R's mcnemar.test(correct = TRUE).
+  const statistic = Math.max(0, Math.abs(b - c) - 1) ** 2 / (b + c);
+  return { b, c, test: "chi-square-cc", statistic, p: chiSquareSurvival(statistic, 1) };
+}
+
+/** Cohen's h effect size between two proportions: 2·asin(√p1) − 2·asin(√p2).
+ *  |h| ≈ 0.2 small, 0.5 medium, 0.8 large (Cohen 1988, §6.2). */
+export function cohensH(p1: number, p2: number): number {
+  for (const p of [p1, p2]) if (!(p >= 0 && p <= 1)) throw new RangeError(`cohensH: proportions must be in [0, 1], got ${p}`);
+  return 2 * Math.asin(Math.sqrt(p1)) - 2 * Math.asin(Math.sqrt(p2));
+}
+
+/** Benjamini–Hochberg adjusted p-values (step-up FDR), in the input order; identical to
+ *  R's p.adjust(p, "BH"). Rejecting where adjusted p <= q controls the FDR at q. */
+export function benjaminiHochberg(ps: readonly number[]): number[] {
+  const m = ps.length;
+  for (const p of ps) if (!(p >= 0 && p <= 1)) throw new RangeError(`benjaminiHochberg: p-values must be in [0, 1], got ${p}`);
+  const order = ps.map((p, i) => ({ p, i })).sort((x, y) => x.p - y.p);
+  const adjusted = new Array<number>(m);
+  let running = 1;
+  // From the largest p down, keep the running minimum of p·m/rank (monotone step-up).
+  for (let k = m - 1; k >= 0; k--) {
+    const { p, i } = order[k]!;
+    running = Math.min(running, (p * m) / (k + 1));
+    adjusted[i] = running;
+  }
+  return adjusted;
+}
+
+export const DEFAULT_ALPHA = 0.01;
+
+export interface GateDecision {
+  passed: boolean;
+  summary: string;
+}
+
+/** The significance gate: the candidate must be better AND the paired test significant. */
+export function significanceGate(opts: { candidate: string; baseline: string; candidateRate: number | null; baselineRate: number | null; p: number; alpha?: number; label?: string }): GateDecision {
+  const alpha = opts.alpha ?? DEFAULT_ALPHA;
+  const cr = opts.candidateRate ?? 0;
+  const br = opts.baselineRate ?? 0;
+  const better = cr > br;
+  const significant = opts.p < alpha;
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const where = opts.label ? ` (${opts.label})` : "";
+  const summary = `${opts.candidate} ${pct(cr)} vs ${opts.baseline} ${pct(br)}${where}: p = ${formatP(opts.p)} ${significant ? "<" : ">="} ${alpha}${better ? "" : `, ${opts.candidate} is not better`}`;
+  return { passed: better && significant, summary };
+}
+
+/** p-values for humans: 3 significant digits, scientific below 1e-4. */
+export function formatP(p: number): string {
+  if (p === 0) return "0";
+  return p < 1e-4 ? p.toExponential(2) : p.toPrecision(3);
+}
