@@ -67,6 +67,8 @@ export interface GgufFile {
   metadata: GgufMetadata;
   tensors: GgufTensorInfo[];
   alignment: number;
+  /** End of the tensor table, before the padding that aligns the data section. */
+  headerEnd: number;
   /** Where the tensor data section starts (end of the tensor table, aligned). */
   dataOffset: number;
 }
@@ -173,14 +175,15 @@ class FileCursor {
   /** A u64 count or size that must fit in what is left of the file. */
   length(what: string, bytesPerItem = 1): number {
     // Read as two u32 halves: avoids a bigint per string, and counts above 2^53 are corrupt anyway.
-    const at = this.pos;
-    const lo = this.u32();
-    const hi = this.u32();
+    const start = this.pos;
+    const at = this.take(8);
+    const lo = this.dv.getUint32(at, true);
+    const hi = this.dv.getUint32(at + 4, true);
     const n = hi * 0x100000000 + lo;
     const left = this.size - this.pos;
     if (n * bytesPerItem > left) {
       this.fail(
-        `truncated file: ${this.context} declares ${what} ${hi > 0x1fffff ? `${hi}*2^32+${lo}` : n} (${bytesPerItem} byte(s) each) at byte ${at}, but only ${left} bytes follow`,
+        `truncated file: ${this.context} declares ${what} ${hi > 0x1fffff ? `${hi}*2^32+${lo}` : n} (${bytesPerItem} byte(s) each) at byte ${start}, but only ${left} bytes follow`,
       );
     }
     return n;
@@ -386,7 +389,7 @@ function parse(cur: FileCursor): GgufFile {
     }
   }
 
-  return { path: cur.path, version, fileSize: cur.size, metadata, tensors, alignment, dataOffset };
+  return { path: cur.path, version, fileSize: cur.size, metadata, tensors, alignment, headerEnd: cur.pos, dataOffset };
 }
 
 export function findTensor(file: GgufFile, name: string): GgufTensorInfo {
