@@ -92,3 +92,7 @@ export interface CheckResult {
   /** What was measured, for humans: "42 words, wanted at most 40". */
   detail: string;
 }
+
+export type LeafCheckType = Exclude<CheckType, "any_of" | "multi_step">;
+/** One pure function per leaf check type; checks/index.ts requires them all. */
+export type CheckImpls = { [T in LeafCheckType]: (response: string, spec: CheckOf<T>) => CheckResult };
