@@ -5,6 +5,7 @@
 //   writeGguf(path, {metadata, tensors})  streaming, atomic GGUF v3 writer
 //   synthesizeModel(opts)          random-weight llama/qwen2 model with a real vocabulary
 //   describeGguf(path)             summary for `selftune model info`
+//   modelSynth(opts) / modelInfo(path, "text"|"json")   the CLI's two model commands
 //   tinyModel(opts)                cached tiny model for tests
 //   vocabPath(name)                llama.cpp's models/ggml-vocab-<name>.gguf
 
@@ -49,5 +50,6 @@ export {
   type SynthTensorPlan,
 } from "./synth.ts";
 export { describeGguf, describeGgufFile, formatGgufDescription, type GgufDescription } from "./describe.ts";
+export { modelSynth, modelInfo, type ModelSynthResult } from "./commands.ts";
 export { tinyModel, cachedModel, modelCacheDir, type FixtureModelOptions } from "./fixtures.ts";
 export { vocabPath, llamaCppDirs } from "./vocab.ts";

@@ -291,7 +291,9 @@ export function readGguf(path: string): GgufFile {
     throw new GgufError(path, `cannot open: ${(e as Error).message}`);
   }
   try {
-    return parse(new FileCursor(fd, path, fstatSync(fd).size));
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new GgufError(path, "not a regular file");
+    return parse(new FileCursor(fd, path, stat.size));
   } finally {
     closeSync(fd);
   }

@@ -3,7 +3,7 @@
 // 15 GB model never sits in memory. Output goes to a temporary file beside the target and
 // is renamed into place only when complete: readers never see a partial model.
 
-import { rename, unlink, open } from "node:fs/promises";
+import { mkdir, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   GGML_MAX_DIMS,
@@ -297,6 +297,7 @@ export async function writeGguf(path: string, options: WriteGgufOptions): Promis
   const dataOffset = header.length;
   const totalBytes = dataOffset + dataBytes;
 
+  await mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   const fh = await open(tmp, "w");
   let position = 0;

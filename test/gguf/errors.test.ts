@@ -60,6 +60,10 @@ describe("readGguf errors", () => {
     expect(() => readGguf(path)).toThrow(new RegExp(`^${path}: cannot open`));
   });
 
+  test("a directory", () => {
+    expect(() => readGguf(dir)).toThrow(new RegExp(`^${dir}: not a regular file`));
+  });
+
   test("bad magic", () => {
     expectFailure("zip.gguf", new Uint8Array([0x50, 0x4b, 3, 4, 0, 0, 0, 0]), /not a GGUF file: magic is "PK\\x03\\x04", expected "GGUF"/);
   });

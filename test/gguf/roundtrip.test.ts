@@ -174,6 +174,12 @@ describe("write -> read round trip", () => {
     expect(Buffer.compare(copy.subarray(0, original.length), original)).toBe(0);
   });
 
+  test("creates missing parent directories", async () => {
+    const path = join(dir, "new", "nested", "m.gguf");
+    await writeGguf(path, { metadata: [["k", gv.str("v")]], tensors: [] });
+    expect(readGguf(path).metadata.get("k")).toEqual(gv.str("v"));
+  });
+
   test("replaces an existing file atomically and leaves no temp files", async () => {
     const sub = join(dir, "atomic");
     const path = join(sub, "model.gguf");

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { modelInfo, modelSynth } from "../../native/gguf/commands.ts";
 import { describeGguf, formatGgufDescription } from "../../native/gguf/describe.ts";
 import { f32ToF16Bits } from "../../native/gguf/f16.ts";
 import { cachedModel, tinyModel } from "../../native/gguf/fixtures.ts";
@@ -175,6 +176,17 @@ describe("tiny synthesized models", () => {
     expect(formatGgufDescription(d)).toContain("151936 tokens, chat template present");
     const vocabOnly = describeGguf(vocabPath("llama-spm"));
     expect(vocabOnly).toMatchObject({ tensorCount: 0, tiedEmbeddings: undefined, chatTemplate: false, vocabSize: 32000 });
+  });
+});
+
+describe("model commands", () => {
+  test("modelSynth writes and describes; modelInfo renders text and JSON", async () => {
+    const out = join(dir, "cmd.gguf");
+    const result = await modelSynth({ arch: "llama", preset: "tiny", type: "f16", out, seed: 2 });
+    expect(result.path).toBe(out);
+    expect(result.description).toMatchObject({ architecture: "llama", tensorCount: 21, tiedEmbeddings: false, synthetic: true });
+    expect(modelInfo(out)).toContain("llama \"selftune-synth-llama-tiny\" (synthetic, random weights)");
+    expect(JSON.parse(modelInfo(out, "json"))).toEqual(JSON.parse(JSON.stringify(result.description)));
   });
 });
 
