@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const report = join(mkdtempSync(join(tmpdir(), "selftune-junit-")), "junit.xml");
-const proc = Bun.spawn(["bun", "test", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], { stdio: ["inherit", "inherit", "inherit"] });
+const proc = Bun.spawn(["bun", "test", "--timeout=300000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], { stdio: ["inherit", "inherit", "inherit"] });
 const code = await proc.exited;
 
 let passed = 0;

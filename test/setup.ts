@@ -1,2 +1,2 @@
-// Test preload: keep tests quiet and deterministic.
-process.env.SELFTUNE_PROGRESS ??= "json-off";
+// Test preload: in-process stages report no progress (tests that spawn the CLI set their own mode).
+process.env.SELFTUNE_PROGRESS ??= "off";
