@@ -1,0 +1,56 @@
+// `selftune model synth|info|quantize`: GGUF model tools behind the CLI.
+// Synthesis writes f32/f16 in TypeScript; quantized types are made from that
+// f16 file by llama.cpp's own quantizer through the addon.
+import { rmSync } from "node:fs";
+import { modelInfo, modelSynth } from "./gguf/commands.ts";
+import { describeGguf, formatGgufDescription } from "./gguf/describe.ts";
+
+export interface ModelCommandArgs {
+  action: "synth" | "info" | "quantize";
+  args?: (string | number)[];
+  arch: "qwen2" | "llama";
+  preset: "tiny" | "0.5b" | "1.5b" | "7b";
+  vocab?: string;
+  type: "f32" | "f16" | "q8_0" | "q4_k" | "q6_k";
+  seed: number;
+  out?: string;
+  json?: boolean;
+}
+
+const QUANTIZED = new Set(["q8_0", "q4_k", "q6_k"]);
+
+export async function modelCommand(a: ModelCommandArgs): Promise<number> {
+  const positional = (a.args ?? []).map(String);
+  if (a.action === "info") {
+    const path = positional[0];
+    if (!path) throw new Error("usage: selftune model info <model.gguf> [--json]");
+    console.log(modelInfo(path, a.json ? "json" : "text"));
+    return 0;
+  }
+  if (a.action === "quantize") {
+    const [input, output] = positional;
+    if (!input || !output) throw new Error("usage: selftune model quantize <in.gguf> <out.gguf> --type q8_0|q4_k|q6_k|f16");
+    const { quantize } = await import("./index.ts");
+    const t0 = performance.now();
+    await quantize(input, output, a.type);
+    console.log(`${output}: ${a.type}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return 0;
+  }
+  const out = a.out ?? `${a.arch}-${a.preset}-${a.type}.gguf`;
+  const quantized = QUANTIZED.has(a.type);
+  const base = quantized ? `${out}.f16-tmp.gguf` : out;
+  const t0 = performance.now();
+  const synth = await modelSynth({ arch: a.arch, preset: a.preset, type: quantized ? "f16" : (a.type as "f32" | "f16"), out: base, seed: a.seed, vocab: a.vocab });
+  if (quantized) {
+    const { quantize } = await import("./index.ts");
+    try {
+      await quantize(base, out, a.type as "q8_0" | "q4_k" | "q6_k");
+    } finally {
+      rmSync(base, { force: true });
+    }
+  }
+  const description = quantized ? describeGguf(out) : synth.description;
+  if (a.json) console.log(JSON.stringify({ path: out, seconds: (performance.now() - t0) / 1000, ...description }, null, 2));
+  else console.log(`${out} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n${formatGgufDescription(description)}`);
+  return 0;
+}
