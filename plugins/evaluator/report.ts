@@ -1,0 +1,155 @@
+// The HTML report: one self-contained file (inline CSS and SVG, no script, no
+// external resource) so it can be mailed, archived and opened offline. Charts
+// are generated here as SVG; every mark carries data-* attributes and a <title>
+// tooltip with its numbers, which is also how the browser test finds them.
+import type { Analysis, PairRow, RateRow } from "./analysis.ts";
+import type { EvaluationResults } from "./results.ts";
+import { formatP } from "./stats.ts";
+
+const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"];
+
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+const pct = (x: number | null) => (x === null ? "–" : `${(100 * x).toFixed(1)}%`);
+
+function attrs(a: Record<string, string | number | null>): string {
+  return Object.entries(a)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => ` ${k}="${esc(typeof v === "number" ? String(Number(v.toPrecision(6))) : v!)}"`)
+    .join("");
+}
+
+function legend(names: string[], x: number, y: number): string {
+  return names.map((n, i) => `<g transform="translate(${x + i * 130},${y})"><rect width="12" height="12" fill="${COLORS[i % COLORS.length]}"/><text x="17" y="10" class="lg">${esc(n)}</text></g>`).join("");
+}
+
+/** Vertical axis 0..100 % with grid lines. */
+function percentAxis(x0: number, y0: number, h: number, w: number): string {
+  let s = "";
+  for (let k = 0; k <= 4; k++) {
+    const y = y0 + h - (h * k) / 4;
+    s += `<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" class="grid"/><text x="${x0 - 6}" y="${y + 4}" class="ax" text-anchor="end">${k * 25}%</text>`;
+  }
+  return s;
+}
+
+/** Success rate per type (and overall) for every variant, with Wilson CI error bars. */
+export function successChart(a: Analysis, variants: string[]): string {
+  const scopes = [...a.types, "overall"] as const;
+  const m = a.metric;
+  const left = 48, top = 30, h = 220, groupW = Math.max(90, variants.length * 26 + 30);
+  const w = scopes.length * groupW;
+  const barW = (groupW - 30) / variants.length;
+  let marks = "";
+  scopes.forEach((scope, gi) => {
+    const gx = left + gi * groupW + 15;
+    variants.forEach((v, vi) => {
+      const r = a.rates.find((x) => x.variant === v && x.scope === scope) as RateRow | undefined;
+      if (!r) return;
+      const s = r[m];
+      const rate = s.rate ?? 0;
+      const x = gx + vi * barW;
+      const y = top + h - h * rate;
+      const tip = `${v} · ${scope}: ${s.successes}/${r.n} = ${pct(s.rate)} (95% CI ${pct(s.lower)}–${pct(s.upper)}, ${m})`;
+      marks += `<rect class="bar"${attrs({ x: x, y, width: barW - 3, height: h * rate, fill: COLORS[vi % COLORS.length]!, "data-variant": v, "data-type": scope, "data-rate": s.rate, "data-ci-lower": s.lower, "data-ci-upper": s.upper, "data-n": r.n })}><title>${esc(tip)}</title></rect>`;
+      const cx = x + (barW - 3) / 2;
+      const yl = top + h - h * s.lower, yu = top + h - h * s.upper;
+      marks += `<g class="ci"${attrs({ "data-variant": v, "data-type": scope })}><line x1="${cx}" x2="${cx}" y1="${yl}" y2="${yu}"/><line x1="${cx - 4}" x2="${cx + 4}" y1="${yl}" y2="${yl}"/><line x1="${cx - 4}" x2="${cx + 4}" y1="${yu}" y2="${yu}"/><title>${esc(tip)}</title></g>`;
+    });
+    marks += `<text x="${gx + (groupW - 30) / 2}" y="${top + h + 18}" class="ax" text-anchor="middle">${esc(scope.replace("_", " "))}</text>`;
+  });
+  const width = left + w + 20, height = top + h + 60;
+  return `<svg xmlns="http://www.w3.org/2000/svg" data-chart="success-by-type" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"><title>Success rate by test type with Wilson 95% CI (${m})</title>${percentAxis(left, top, h, w)}${marks}${legend(variants, left, top + h + 34)}</svg>`;
+}
+
+/** Paired differences (candidate − baseline, percentage points) per type, one row per pair. */
+export function differencesChart(pairs: PairRow[]): string {
+  if (pairs.length === 0) return `<p class="note">Only one variant: no paired comparison.</p>`;
+  const left = 260, rowH = 22, w = 420, top = 30;
+  const maxAbs = Math.max(0.1, ...pairs.map((p) => Math.abs(p.difference ?? 0)));
+  const scale = (w / 2) / maxAbs;
+  const zero = left + w / 2;
+  let marks = "";
+  pairs.forEach((p, i) => {
+    const y = top + i * rowH;
+    const d = p.difference ?? 0;
+    const x = d >= 0 ? zero : zero + d * scale;
+    const tip = `${p.candidate} vs ${p.baseline} · ${p.scope}: ${d >= 0 ? "+" : ""}${(100 * d).toFixed(1)} pts, h = ${p.cohensH === null ? "–" : p.cohensH.toFixed(2)}, b/c = ${p.table.b}/${p.table.c}, ${p.test} p = ${formatP(p.p)}, BH-adjusted ${formatP(p.pAdjusted)}`;
+    marks += `<text x="${left - 8}" y="${y + 14}" class="ax" text-anchor="end">${esc(`${p.candidate} vs ${p.baseline} · ${p.scope.replace("_", " ")}`)}</text>`;
+    marks += `<rect class="diff${p.significant ? " sig" : ""}"${attrs({ x, y: y + 3, width: Math.max(1, Math.abs(d) * scale), height: rowH - 6, "data-candidate": p.candidate, "data-baseline": p.baseline, "data-type": p.scope, "data-difference": p.difference, "data-p": p.p, "data-p-adjusted": p.pAdjusted, "data-test": p.test })}><title>${esc(tip)}</title></rect>`;
+    marks += `<text x="${left + w + 8}" y="${y + 14}" class="ax">${esc(`p ${formatP(p.p)} · adj ${formatP(p.pAdjusted)}${p.significant ? " *" : ""}`)}</text>`;
+  });
+  const h = pairs.length * rowH;
+  const ticks = [-maxAbs, -maxAbs / 2, 0, maxAbs / 2, maxAbs].map((t) => `<line x1="${zero + t * scale}" x2="${zero + t * scale}" y1="${top - 4}" y2="${top + h}" class="grid"/><text x="${zero + t * scale}" y="${top - 8}" class="ax" text-anchor="middle">${t >= 0 ? "+" : ""}${(100 * t).toFixed(0)}</text>`).join("");
+  const width = left + w + 190, height = top + h + 16;
+  return `<svg xmlns="http://www.w3.org/2000/svg" data-chart="paired-differences" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"><title>Paired differences in success rate (percentage points), McNemar p and BH-adjusted p</title>${ticks}<line x1="${zero}" x2="${zero}" y1="${top - 4}" y2="${top + h}" class="zero"/>${marks}</svg>`;
+}
+
+/** Histogram of response lengths (words) per variant, bars side by side within each bin. */
+export function lengthsChart(a: Analysis): string {
+  const left = 48, top = 20, h = 180;
+  const bins = a.lengths[0]?.histogram.counts.length ?? 0;
+  if (bins === 0) return `<p class="note">No responses.</p>`;
+  const edges = a.lengths[0]!.histogram.edges;
+  const binW = Math.max(36, a.lengths.length * 10 + 8);
+  const w = bins * binW;
+  const maxC = Math.max(1, ...a.lengths.flatMap((l) => l.histogram.counts));
+  const barW = (binW - 6) / a.lengths.length;
+  let marks = "";
+  a.lengths.forEach((l, vi) => {
+    l.histogram.counts.forEach((c, b) => {
+      const x = left + b * binW + 3 + vi * barW;
+      const bh = (h * c) / maxC;
+      marks += `<rect class="hist"${attrs({ x, y: top + h - bh, width: barW - 1, height: bh, fill: COLORS[vi % COLORS.length]!, "data-variant": l.variant, "data-bin-from": edges[b]!, "data-bin-to": edges[b + 1]!, "data-count": c })}><title>${esc(`${l.variant}: ${c} responses of ${edges[b]}–${edges[b + 1]! - 1} words`)}</title></rect>`;
+    });
+  });
+  const labels = edges.map((e, b) => `<text x="${left + b * binW}" y="${top + h + 14}" class="ax" text-anchor="middle">${e}</text>`).join("");
+  const yTicks = [0, 0.5, 1].map((f) => `<line x1="${left}" x2="${left + w}" y1="${top + h - h * f}" y2="${top + h - h * f}" class="grid"/><text x="${left - 6}" y="${top + h - h * f + 4}" class="ax" text-anchor="end">${num(maxC * f)}</text>`).join("");
+  const width = left + w + 20, height = top + h + 56;
+  return `<svg xmlns="http://www.w3.org/2000/svg" data-chart="response-lengths" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"><title>Response length distribution (words) per variant</title>${yTicks}${marks}${labels}<text x="${left + w / 2}" y="${top + h + 30}" class="ax" text-anchor="middle">words</text>${legend(a.lengths.map((l) => l.variant), left, top + h + 40)}</svg>`;
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+}
+
+const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f5f5f5}td:first-child,td:nth-child(2){text-align:left}
+svg{display:block;margin:8px 0;max-width:100%;height:auto}.grid{stroke:#e5e5e5}.zero{stroke:#555}.ax,.lg{font-size:11px;fill:#444}
+.ci line{stroke:#222;stroke-width:1.2}.diff{fill:#9aa7b4}.diff.sig{fill:#2f6f3e}.note{color:#666}.pass{color:#2f6f3e;font-weight:600}.fail{color:#b22;font-weight:600}
+code{font-size:12px}`;
+
+export function renderReport(r: EvaluationResults): string {
+  const a = r.analysis;
+  const variants = r.variants.map((v) => v.name);
+  const gate = a.gate ? `<p>Gate <b>significance</b>: <span class="${a.gate.passed ? "pass" : "fail"}">${a.gate.passed ? "PASS" : "FAIL"}</span> — ${esc(a.gate.summary)}</p>` : "";
+  const prov = r.provenance;
+  const rateRows = a.rates.map((x) => [x.variant, x.scope, x.n, x.strict.successes, pct(x.strict.rate), `${pct(x.strict.lower)} – ${pct(x.strict.upper)}`, x.loose.successes, pct(x.loose.rate), x.tokenLimitHits]);
+  const pairRows = a.pairs.map((p) => [`${p.candidate} vs ${p.baseline}`, p.scope, p.n, `${p.table.a}/${p.table.b}/${p.table.c}/${p.table.d}`, p.difference === null ? "–" : `${(100 * p.difference).toFixed(1)}`, p.cohensH === null ? "–" : p.cohensH.toFixed(3), p.test, p.statistic === null ? "–" : p.statistic.toFixed(3), formatP(p.p), formatP(p.pAdjusted), p.significant ? "yes" : "no"]);
+  const variantRows = r.variants.flatMap((v) => [[v.name, "model", v.model.path, v.model.sha256.slice(0, 16), "", `${v.generated} generated, ${v.cached} cached`], ...v.adapters.map((ad) => [v.name, "adapter", ad.path, ad.sha256.slice(0, 16), `x${ad.scale}`, ""])]);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>selftune evaluation${prov ? ` — ${esc(prov.runId)}` : ""}</title><style>${CSS}</style></head>
+<body>
+<h1>selftune evaluation</h1>
+<p>${r.testSet.items} held-out test instructions (${esc(Object.entries(r.testSet.byType).map(([t, n]) => `${t} ${n}`).join(", "))}); greedy decoding, max ${r.decode.maxTokens} tokens; metric <b>${a.metric}</b>; Wilson ${Math.round(a.confidence * 100)}% CIs; McNemar with continuity correction (exact binomial when b + c &lt; ${a.exactThreshold}); Benjamini–Hochberg across types; α = ${a.alpha}.</p>
+${gate}
+<h2>Success rate by type</h2>
+${successChart(a, variants)}
+${table(["variant", "type", "n", "strict ✓", "strict rate", "95% CI", "loose ✓", "loose rate", "token-limit hits"], rateRows)}
+<h2>Paired differences</h2>
+${differencesChart(a.pairs)}
+${a.pairs.length ? table(["pair", "type", "n", "a/b/c/d", "diff (pts)", "Cohen's h", "test", "χ²", "p", "p (BH)", "significant"], pairRows) : ""}
+<h2>Response lengths</h2>
+${lengthsChart(a)}
+${table(["variant", "n", "mean", "min", "Q1", "median", "Q3", "max"], a.lengths.map((l) => [l.variant, l.n, l.mean.toFixed(1), l.min, num(l.q1), num(l.median), num(l.q3), l.max]))}
+<h2>Provenance</h2>
+${table(["variant", "file", "path", "sha256", "scale", ""], variantRows)}
+<p>Test set sha256 <code>${esc(r.testSet.sha256 ?? "unknown")}</code>. Prompt format <code>${esc(JSON.stringify(r.prompt))}</code>.${prov ? ` Run <code>${esc(prov.runId)}</code>, stage <code>${esc(prov.stage)}</code>, ${esc(prov.plugin)}@${esc(prov.pluginVersion)}, config <code>${esc(prov.configHash.slice(0, 16))}</code>, git <code>${esc(prov.git.commit ?? "none")}</code>${prov.git.dirty ? " (dirty)" : ""}.` : ""} Generated ${esc(r.createdAt)}.</p>
+</body></html>
+`;
+}
