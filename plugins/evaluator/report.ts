@@ -107,7 +107,11 @@ export function lengthsChart(a: Analysis): string {
     });
   });
   const labels = edges.map((e, b) => `<text x="${left + b * binW}" y="${top + h + 14}" class="ax" text-anchor="middle">${e}</text>`).join("");
-  const yTicks = [0, 0.5, 1].map((f) => `<line x1="${left}" x2="${left + w}" y1="${top + h - h * f}" y2="${top + h - h * f}" class="grid"/><text x="${left - 6}" y="${top + h - h * f + 4}" class="ax" text-anchor="end">${num(maxC * f)}</text>`).join("");
+  // Counts are whole numbers: tick at 0, about half, and the maximum.
+  const yTicks = [...new Set([0, Math.round(maxC / 2), maxC])].map((c) => {
+    const y = top + h - (h * c) / maxC;
+    return `<line x1="${left}" x2="${left + w}" y1="${y}" y2="${y}" class="grid"/><text x="${left - 6}" y="${y + 4}" class="ax" text-anchor="end">${c}</text>`;
+  }).join("");
   const width = left + w + 20, height = top + h + 56;
   return `<svg xmlns="http://www.w3.org/2000/svg" data-chart="response-lengths" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"><title>Response length distribution (words) per variant</title>${yTicks}${marks}${labels}<text x="${left + w / 2}" y="${top + h + 30}" class="ax" text-anchor="middle">words</text>${legend(a.lengths.map((l) => l.variant), left, top + h + 40)}</svg>`;
 }
