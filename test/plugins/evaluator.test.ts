@@ -269,3 +269,23 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
     expect(r.stderr).toContain("'nope' is not a variant");
   });
 });
+
+describe("evaluator on the testset plugin's output", () => {
+  test("every template-made instruction is scored; nothing in the set trips validation", async () => {
+    const dir = tempDir("selftune-eval-ts-");
+    writeFileSync(join(dir, "model.gguf"), "m");
+    // Echoes the instruction back in lower case: passes some checks (lowercase), fails most.
+    writeFileSync(join(dir, "echo.ts"), `export function createGenerator() {
+  return { async load() { return { async generate(prompts) { return prompts.map((p) => ({ text: " " + /Instruction: ([^\\n]*)\\nResponse:$/.exec(p)[1].toLowerCase() + "\\nEND\\n", tokens: 5, stop: "stop" })); }, async dispose() {} }; } };
+}
+`);
+    const cfg = writeConfig(dir, "ts.yaml", `name: ts\nstages:\n  - plugin: testset\n    config: { perType: 4 }\n  - plugin: evaluator\n    config:\n      generator: ./echo.ts\n      variants: [{ name: echo, model: ./model.gguf }]\n`);
+    const r = await cli(["run", cfg, "--run-dir", join(dir, "run")]);
+    expect(r.stderr).not.toContain("error");
+    expect(r.exitCode).toBe(0);
+    const res: EvaluationResults = JSON.parse(readFileSync(join(dir, "run", "evaluator", "evaluation_results.json"), "utf8"));
+    expect(res.testSet.items).toBe(20);
+    expect(res.analysis.rates.find((x) => x.scope === "overall")!.n).toBe(20);
+    expect(res.analysis.pairs).toEqual([]);
+  });
+});
