@@ -23,10 +23,11 @@ const DEFAULTS: Record<TestType, CheckSpec[]> = {
   ],
 };
 
-/** At least one of these must be among the instruction's own checks. */
+/** At least one of these must be among the instruction's own checks (also inside
+ *  any_of / multi_step). */
 const REQUIRED: Partial<Record<TestType, CheckType[]>> = {
-  factual: ["answer", "exact_answer", "math_result", "yes_no", "any_of"],
-  list: ["list_items", "numbered_list", "bullet_list", "multi_step", "any_of"],
+  factual: ["answer", "exact_answer", "math_result", "yes_no"],
+  list: ["list_items", "numbered_list", "bullet_list"],
 };
 
 export function typesIn(specs: readonly CheckSpec[]): Set<CheckType> {
@@ -46,7 +47,7 @@ export function validateChecks(type: TestType, own: readonly CheckSpec[]): strin
   const required = REQUIRED[type];
   if (required) {
     const present = typesIn(own);
-    if (!required.some((t) => present.has(t))) return `a ${type} item needs one of the checks ${required.filter((t) => t !== "any_of").join(", ")}`;
+    if (!required.some((t) => present.has(t))) return `a ${type} item needs one of the checks ${required.join(", ")}`;
   }
   return null;
 }
