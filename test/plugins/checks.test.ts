@@ -264,6 +264,13 @@ describe("checks", () => {
     }
   });
 
+  test("hygiene checks are strict in loose mode too", () => {
+    const leak = "Paris.\nInstruction: next";
+    expect(checkLoose(leak, CheckSpec.parse({ type: "no_leakage" })).passed).toBe(false);
+    const refusing = "I'm sorry, but I can't.\nHere is a poem anyway about the sea and the sky.";
+    expect(checkLoose(refusing, CheckSpec.parse({ type: "not_refusal" })).passed).toBe(false);
+  });
+
   test("runChecks: success only when every check passes, each result reported", () => {
     const specs = [CheckSpec.parse({ type: "word_count", relation: "at_most", n: 3 }), CheckSpec.parse({ type: "lowercase" })];
     const ok = runChecks("two words", specs, "strict");

@@ -12,6 +12,11 @@ const IMPLS: CheckImpls = { ...contentChecks, ...formatChecks };
 
 export type Mode = "strict" | "loose";
 
+/** Hygiene checks are judged on the response as written in both modes: dropping a line
+ *  must not hide a leaked delimiter or an opening refusal. Loose leniency is for the
+ *  format of instruction-following, as in IFEval. */
+export const STRICT_ONLY: ReadonlySet<CheckSpec["type"]> = new Set(["non_empty", "no_leakage", "not_refusal"]);
+
 function leaf(response: string, spec: Extract<CheckSpec, { type: LeafCheckType }>): CheckResult {
   const fn = IMPLS[spec.type] as (r: string, s: typeof spec) => CheckResult;
   return fn(response, spec);
@@ -44,7 +49,7 @@ function run(response: string, spec: CheckSpec, mode: Mode): CheckResult {
     const failed = spec.steps.map((s) => ({ label: s.label, r: run(response, s.check, mode) })).filter((x) => !x.r.passed);
     return { passed: failed.length === 0, detail: failed.length ? `failed steps: ${failed.map((f) => `${f.label} (${f.r.detail})`).join("; ")}` : `all ${spec.steps.length} steps passed` };
   }
-  if (mode === "strict") return leaf(response, spec);
+  if (mode === "strict" || STRICT_ONLY.has(spec.type)) return leaf(response, spec);
   let first: CheckResult | null = null;
   for (const variant of looseVariants(response)) {
     const r = leaf(variant, spec);
