@@ -208,6 +208,11 @@ const CASES: Partial<Record<CheckType, Cases>> = {
     pass: ["First answer.\n******\nSecond answer."],
     fail: ["Only one.", "Same.\n******\nSame.", "a\n******\nb\n******\nc", "a\n******\n"],
   },
+  response_language: {
+    spec: { type: "response_language", language: "de" },
+    pass: ["Das Wetter ist heute schön und ich gehe mit dem Hund spazieren.", "Ich weiß es nicht, aber es ist nicht so schlimm."],
+    fail: ["The weather is nice today and I am walking the dog.", "Le temps est beau et je vais au parc avec le chien.", "Погода сегодня хорошая.", "12345"],
+  },
   any_of: {
     spec: { type: "any_of", checks: [{ type: "answer", accepted: ["4"] }, { type: "answer", accepted: ["four"] }] },
     pass: ["It is four.", "4"],
@@ -262,6 +267,18 @@ describe("checks", () => {
       const spec = CheckSpec.parse(c!.spec);
       for (const r of [...c!.pass, ...c!.fail]) if (checkStrict(r, spec).passed) expect(checkLoose(r, spec).passed).toBe(true);
     }
+  });
+
+  test("response_language: own scripts by letter share, Japanese vs Chinese by kana, Latin languages by function words", () => {
+    const lang = (language: string, r: string) => checkStrict(r, CheckSpec.parse({ type: "response_language", language })).passed;
+    expect(lang("ru", "Погода сегодня хорошая, и я иду гулять.")).toBe(true);
+    expect(lang("ja", "今日はいい天気ですね。")).toBe(true);
+    expect(lang("zh", "今日はいい天気ですね。")).toBe(false);
+    expect(lang("zh", "今天天气很好。")).toBe(true);
+    expect(lang("en", "It is a fine day and the sun is out.")).toBe(true);
+    expect(lang("es", "El perro es muy grande y está en la casa con los niños.")).toBe(true);
+    expect(lang("fr", "El perro es muy grande y está en la casa con los niños.")).toBe(false);
+    expect(CheckSpec.safeParse({ type: "response_language", language: "xx" }).success).toBe(false);
   });
 
   test("hygiene checks are strict in loose mode too", () => {

@@ -1,5 +1,6 @@
 // Content checks: what the response says (answers, keywords, refusals) and
 // whether it is a usable response at all (empty, leaked delimiters, loops).
+import { languageScore } from "./language.ts";
 import { refusalPhrase } from "./refusal.ts";
 import type { CheckImpls } from "./spec.ts";
 import { compare, countPhrase, normalise, relationText, words } from "./text.ts";
@@ -117,6 +118,11 @@ export const contentChecks = {
     const lower = r.toLowerCase();
     const found = s.options.filter((o) => lower.includes(o.toLowerCase()));
     return { passed: found.length === 1, detail: found.length === 1 ? `answered '${found[0]}'` : `${found.length} of the options present` };
+  },
+
+  response_language: (r, s) => {
+    const { ok, detail } = languageScore(r, s.language);
+    return { passed: ok, detail: `${detail}; wanted ${s.language}` };
   },
 
   repeat_prompt: (r, s) => {

@@ -1,8 +1,9 @@
 // The check specification: data a test instruction carries to say what a
-// successful response looks like (specs/evaluation.md §3). Only zod here, so the
-// test-set plugin and plugins/shared/kinds.ts can import it without pulling in
-// the evaluator.
+// successful response looks like (specs/evaluation.md §3). Only zod (and the list of
+// language codes) here, so the test-set plugin and plugins/shared/kinds.ts can
+// import it without pulling in the evaluator.
 import { z } from "zod";
+import { LANGUAGES } from "./language.ts";
 
 /** The five held-out test types of SPEC §8. */
 export const TEST_TYPES = ["factual", "explanation", "list", "instruction_following", "creative"] as const;
@@ -56,6 +57,7 @@ const leafChecks = [
   z.strictObject({ type: z.literal("repeat_prompt"), prompt: phrase }),
   z.strictObject({ type: z.literal("two_responses") }),
   z.strictObject({ type: z.literal("refusal") }),
+  z.strictObject({ type: z.literal("response_language"), language: z.enum(LANGUAGES) }),
 ] as const;
 
 const LeafCheck = z.discriminatedUnion("type", leafChecks);
