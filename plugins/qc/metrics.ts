@@ -109,7 +109,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
     gate("records", n, ">=", config.minRecords, (v) => `${v} records`, false),
     gate("runaway-rate", n ? runaway / n : null, "<", config.maxRunawayRate, (v) => `runaway ${runaway}/${n} = ${v}`, true),
     gate("token-limit-rate", n ? tokenLimit / n : null, "<", config.maxTokenLimitRate, (v) => `token-limit hits ${tokenLimit}/${n} = ${v}`, true),
-    gate("delimiter-leakage", n ? leaked : null, "<=", config.maxLeakage, (v) => `${v} responses with a delimiter left`, false),
+    gate("delimiter-leakage", n ? leaked : null, "<=", config.maxLeakage, (v) => `delimiters left in ${v}/${n} responses`, false),
     gate("median-response-tokens", responseTokens?.median ?? null, "<", config.maxMedianResponseTokens, (v) => `median response ${v} tokens`, false),
     gate("critic-acceptance", acceptance.rate, ">=", config.minCriticAcceptance, (v) => `critic accepted ${accepted}/${judged} = ${v}`, true),
     gate("duplicate-rate", dupRate, "<=", config.maxDuplicateRate, (v) => `duplicate instructions ${instructionExact + instructionNear}/${n} = ${v}`, true),
