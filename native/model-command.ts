@@ -50,7 +50,7 @@ export async function modelCommand(a: ModelCommandArgs): Promise<number> {
     }
   }
   const description = quantized ? describeGguf(out) : synth.description;
-  if (a.json) console.log(JSON.stringify({ path: out, seconds: (performance.now() - t0) / 1000, ...description }, null, 2));
+  if (a.json) console.log(JSON.stringify({ ...description, path: out, seconds: (performance.now() - t0) / 1000 }, null, 2));
   else console.log(`${out} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n${formatGgufDescription(description)}`);
   return 0;
 }
