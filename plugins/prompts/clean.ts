@@ -24,6 +24,17 @@ const END_LINE = /(?:^|\n)[ \t]*END[ \t]*(?=\n|$)/;
 // What may follow a run of blank lines for the cut to be attributed to it.
 const DELIMITER_AHEAD = /^\s*(?:(END)[ \t]*(?:\n|$)|(Instruction:)|(Response:))/;
 
+// Chat-template markup as text: ChatML / Llama-3 style `<|...|>` tokens, Llama-2
+// `[INST]` and `<<SYS>>`, sentence tags `<s>`/`</s>`, Gemma turn tags. The loader
+// keeps such text from ever becoming special tokens (SPEC §2); in generated text
+// it is a sign of a chat-contaminated model and must not reach training data.
+const CHAT_MARKUP = /<\|[^|<>\s]{1,40}\|>|\[\/?INST\]|<<\/?SYS>>|<\/?s>|<(?:start|end)_of_turn>/;
+
+/** The first piece of chat-template markup in `text`, or null. */
+export function findChatMarkup(text: string): string | null {
+  return CHAT_MARKUP.exec(text)?.[0] ?? null;
+}
+
 /** Delimiters present anywhere in `text` (case-sensitive), in DELIMITERS order. */
 export function findLeakage(text: string): Delimiter[] {
   const out: Delimiter[] = [];
@@ -138,7 +149,7 @@ export function parseInstructionList(raw: string, opts: { hitMaxTokens: boolean 
   return out;
 }
 
-export const INSTRUCTION_REJECTIONS = ["empty", "control-characters", "no-letters", "too-short", "too-long", "delimiter", "dangling-colon"] as const;
+export const INSTRUCTION_REJECTIONS = ["empty", "control-characters", "no-letters", "too-short", "too-long", "delimiter", "chat-markup", "dangling-colon"] as const;
 export type InstructionRejection = (typeof INSTRUCTION_REJECTIONS)[number];
 
 export interface CandidateOptions {
@@ -169,8 +180,22 @@ export function cleanInstructionCandidate(raw: string, opts: CandidateOptions = 
   if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return reject("control-characters");
   if (!/\p{L}/u.test(text)) return reject("no-letters");
   if (findLeakage(text).length) return reject("delimiter");
+  if (findChatMarkup(text) !== null) return reject("chat-markup");
   if (text.length > maxChars) return reject("too-long");
   if (text.split(" ").length < minWords) return reject("too-short");
   if (text.endsWith(":")) return reject("dangling-colon");
   return { ok: true, text };
+}
+
+/** parseInstructionList + cleanInstructionCandidate in one step: the usable
+ *  instruction texts of one list continuation, and the rest with reasons. */
+export function extractInstructions(raw: string, opts: { hitMaxTokens: boolean } & CandidateOptions): { accepted: string[]; rejected: { text: string; reason: InstructionRejection }[] } {
+  const accepted: string[] = [];
+  const rejected: { text: string; reason: InstructionRejection }[] = [];
+  for (const cand of parseInstructionList(raw, opts)) {
+    const r = cleanInstructionCandidate(cand, opts);
+    if (r.ok) accepted.push(r.text);
+    else rejected.push({ text: r.text, reason: r.reason });
+  }
+  return { accepted, rejected };
 }

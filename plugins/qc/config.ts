@@ -13,6 +13,9 @@ export const QcConfig = z.strictObject({
   maxTokenLimitRate: rate.nullable().default(0.1),
   /** Records with a delimiter left in the cleaned response must be <= this. */
   maxLeakage: z.number().int().min(0).nullable().default(0),
+  /** Records with chat-template markup in the response must be <= this; off by
+   *  default (not a SPEC §5 gate), but such records are never trainable. */
+  maxChatMarkup: z.number().int().min(0).nullable().default(null),
   /** The median of responseTokens must be < this. */
   maxMedianResponseTokens: z.number().min(0).nullable().default(40),
   /** Pair-critic acceptance (accepted / judged) must be >= this. */

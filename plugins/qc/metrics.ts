@@ -1,6 +1,6 @@
 // QC metrics and gates over sft-example records (SPEC §5): a pure function, so
 // the arithmetic is tested on hand-made records. Definitions: specs/qc.md.
-import { findLeakage } from "../prompts/clean.ts";
+import { findChatMarkup, findLeakage } from "../prompts/clean.ts";
 import { DuplicateIndex, normalizeInstruction } from "../prompts/dedupe.ts";
 import { STOP_REASONS, type QcReport, type SftExample, type StopReason } from "../shared/kinds.ts";
 import type { QcConfig } from "./config.ts";
@@ -64,7 +64,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
   const stopReasons = Object.fromEntries(STOP_REASONS.map((r) => [r, 0])) as Record<StopReason, number>;
   const byDelimiter = { "Instruction:": 0, "Response:": 0, END: 0 };
   const typeMix = Object.fromEntries(INSTRUCTION_TYPES.map((t) => [t, 0])) as Record<string, number>;
-  let runaway = 0, tokenLimit = 0, leaked = 0, empty = 0, trainable = 0, judged = 0, accepted = 0;
+  let runaway = 0, tokenLimit = 0, leaked = 0, markup = 0, empty = 0, trainable = 0, judged = 0, accepted = 0;
   let instructionExact = 0, instructionNear = 0, responseExact = 0;
   const margins: number[] = [];
   const lengths: number[] = [];
@@ -79,6 +79,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
     const leak = findLeakage(r.response);
     if (leak.length) leaked++;
     for (const d of leak) byDelimiter[d]++;
+    if (findChatMarkup(r.response) !== null) markup++;
     if (r.response.trim() === "") empty++;
     if (isTrainable(r)) trainable++;
     if (r.critic) {
@@ -110,6 +111,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
     gate("runaway-rate", n ? runaway / n : null, "<", config.maxRunawayRate, (v) => `runaway ${runaway}/${n} = ${v}`, true),
     gate("token-limit-rate", n ? tokenLimit / n : null, "<", config.maxTokenLimitRate, (v) => `token-limit hits ${tokenLimit}/${n} = ${v}`, true),
     gate("delimiter-leakage", n ? leaked : null, "<=", config.maxLeakage, (v) => `delimiters left in ${v}/${n} responses`, false),
+    gate("chat-markup", n ? markup : null, "<=", config.maxChatMarkup, (v) => `chat markup in ${v}/${n} responses`, false),
     gate("median-response-tokens", responseTokens?.median ?? null, "<", config.maxMedianResponseTokens, (v) => `median response ${v} tokens`, false),
     gate("critic-acceptance", acceptance.rate, ">=", config.minCriticAcceptance, (v) => `critic accepted ${accepted}/${judged} = ${v}`, true),
     gate("duplicate-rate", dupRate, "<=", config.maxDuplicateRate, (v) => `duplicate instructions ${instructionExact + instructionNear}/${n} = ${v}`, true),
@@ -122,6 +124,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
     runaway: rate(runaway, n),
     tokenLimit: rate(tokenLimit, n),
     leakage: { ...rate(leaked, n), byDelimiter },
+    chatMarkup: rate(markup, n),
     emptyResponses: rate(empty, n),
     trainable: rate(trainable, n),
     responseTokens,
@@ -135,6 +138,7 @@ export function computeQc(records: readonly SftExample[], config: QcConfig): QcR
       maxRunawayRate: config.maxRunawayRate,
       maxTokenLimitRate: config.maxTokenLimitRate,
       maxLeakage: config.maxLeakage,
+      maxChatMarkup: config.maxChatMarkup,
       maxMedianResponseTokens: config.maxMedianResponseTokens,
       minCriticAcceptance: config.minCriticAcceptance,
       maxDuplicateRate: config.maxDuplicateRate,

@@ -21,7 +21,7 @@ export function formatSummary(r: QcReport): string {
   lines.push(`stop reasons: ${counts(r.stopReasons, r.records)}`);
   lines.push(`token-limit hits: ${r.tokenLimit.count} (${pct(r.tokenLimit.rate)}); empty responses: ${r.emptyResponses.count}; trainable: ${r.trainable.count} (${pct(r.trainable.rate)})`);
   const lb = r.leakage.byDelimiter;
-  lines.push(`leakage: ${r.leakage.count} responses (Instruction: ${lb["Instruction:"]}, Response: ${lb["Response:"]}, END ${lb.END})`);
+  lines.push(`leakage: ${r.leakage.count} responses (Instruction: ${lb["Instruction:"]}, Response: ${lb["Response:"]}, END ${lb.END}); chat markup: ${r.chatMarkup.count} responses`);
   const t = r.responseTokens;
   lines.push(t ? `response tokens: min ${num(t.min)}, p10 ${num(t.p10)}, median ${num(t.median)}, mean ${num(t.mean)}, p90 ${num(t.p90)}, max ${num(t.max)}` : "response tokens: n/a");
   const m = r.margins;

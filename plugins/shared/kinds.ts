@@ -186,6 +186,8 @@ export const QcReport = z.strictObject({
   runaway: Rate,
   tokenLimit: Rate,
   leakage: z.strictObject({ count, total: count, rate: fraction.nullable(), byDelimiter: z.strictObject({ "Instruction:": count, "Response:": count, END: count }) }),
+  /** Records whose response holds chat-template markup (findChatMarkup). */
+  chatMarkup: Rate,
   emptyResponses: Rate,
   /** Records isTrainable() accepts. */
   trainable: Rate,

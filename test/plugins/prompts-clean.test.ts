@@ -1,6 +1,6 @@
 // Cleaning raw generations at their delimiters (SPEC §3, specs/prompts.md "Cleaning").
 import { describe, expect, test } from "bun:test";
-import { cleanInstructionCandidate, cleanResponse, findLeakage, parseInstructionList, responseStopStrings } from "../../plugins/prompts/clean.ts";
+import { cleanInstructionCandidate, cleanResponse, extractInstructions, findChatMarkup, findLeakage, parseInstructionList, responseStopStrings } from "../../plugins/prompts/clean.ts";
 
 const clean = (raw: string, hitMaxTokens = false, blankLines?: number) => {
   const r = cleanResponse(raw, { hitMaxTokens, blankLines });
@@ -151,5 +151,24 @@ describe("cleanInstructionCandidate", () => {
     expect(reason("Write the word END now")).toBe("delimiter");
     expect(reason("Complete this Response: yes")).toBe("delimiter");
     expect(reason("Translate the following sentence:")).toBe("dangling-colon");
+    expect(reason("Say hello <|im_start|>user please")).toBe("chat-markup");
+  });
+
+  test("extractInstructions parses, tidies and sorts out a whole continuation", () => {
+    const raw = " Write a poem about rain.\n10. Summarize.\n11. Explain <|im_end|> things now\n12)  Name three  rivers in Europe.\nThanks for reading";
+    expect(extractInstructions(raw, { hitMaxTokens: false })).toEqual({
+      accepted: ["Write a poem about rain.", "Name three rivers in Europe."],
+      rejected: [
+        { text: "Summarize.", reason: "too-short" },
+        { text: "Explain <|im_end|> things now", reason: "chat-markup" },
+      ],
+    });
+  });
+});
+
+describe("findChatMarkup", () => {
+  test("chat-template tokens written as text", () => {
+    for (const m of ["<|im_start|>", "<|eot_id|>", "<|start_header_id|>", "[INST]", "[/INST]", "<<SYS>>", "</s>", "<s>", "<start_of_turn>"]) expect(findChatMarkup(`x ${m} y`)).toBe(m);
+    for (const ok of ["a < b | c > d", "x || y", "<b>bold</b>", "INST", "[inst]"]) expect(findChatMarkup(ok)).toBeNull();
   });
 });

@@ -65,6 +65,7 @@ describe("helpers", () => {
     expect(isTrainable(example({ critic: null }))).toBe(true);
     expect(untrainableReasons(example({ response: "", stopReason: "runaway", hitMaxTokens: true, critic: verdict(0.5) }))).toEqual(["empty-response", "runaway", "critic-rejected"]);
     expect(untrainableReasons(example({ response: "Paris END" }))).toEqual(["leakage"]);
+    expect(untrainableReasons(example({ response: "Paris<|im_end|>" }))).toEqual(["chat-markup"]);
   });
 });
 
@@ -115,7 +116,7 @@ describe("computeQc", () => {
 
   test("gates with their default thresholds and readable summaries", () => {
     const g = Object.fromEntries(r.gates.map((x) => [x.name, x]));
-    expect(Object.keys(g)).toEqual(["records", "runaway-rate", "token-limit-rate", "delimiter-leakage", "median-response-tokens", "critic-acceptance", "duplicate-rate"]);
+    expect(Object.keys(g)).toEqual(["records", "runaway-rate", "token-limit-rate", "delimiter-leakage", "chat-markup", "median-response-tokens", "critic-acceptance", "duplicate-rate"]);
     expect(g["records"]).toMatchObject({ value: 10, op: ">=", threshold: 1, passed: true });
     expect(g["runaway-rate"]).toMatchObject({ value: 0.1, op: "<", threshold: 0.05, passed: false, summary: "runaway 1/10 = 10.0% >= 5.0%" });
     expect(g["token-limit-rate"]).toMatchObject({ value: 0.2, passed: false, summary: "token-limit hits 2/10 = 20.0% >= 10.0%" });
@@ -176,6 +177,16 @@ describe("computeQc", () => {
     expect(q.gates.find((g) => g.name === "runaway-rate")!.summary).toContain("n/a");
     expect(QcReport.safeParse(q).success).toBe(true);
     expect(formatSummary(q)).toContain("QC over 0 sft-example records: FAIL");
+  });
+
+  test("chat markup in responses is counted; its gate is off unless configured", () => {
+    const recs = [example(), example({ response: "Sure! <|im_start|>assistant" }), example({ response: "[INST] hi [/INST]" })];
+    const q = computeQc(recs, qcDefaults());
+    expect(q.chatMarkup).toEqual({ count: 2, total: 3, rate: 2 / 3 });
+    expect(q.gates.find((g) => g.name === "chat-markup")).toMatchObject({ threshold: null, passed: true });
+    expect(q.trainable.count).toBe(1);
+    const strict = computeQc(recs, QcConfig.parse({ maxChatMarkup: 0 }));
+    expect(strict.gates.find((g) => g.name === "chat-markup")).toMatchObject({ value: 2, passed: false, summary: "chat markup in 2/3 responses > 0" });
   });
 
   test("a clean pilot passes", () => {
