@@ -1,7 +1,7 @@
 // The prompt builders: the only place in selftune where prompt text is made
 // (SPEC §3). Every format is written down byte for byte in specs/prompts.md and
 // pinned by golden tests; change both together and bump PROMPT_FORMAT_VERSION.
-import { findLeakage } from "./clean.ts";
+import { findChatMarkup, findLeakage } from "./clean.ts";
 import { INSTRUCTION_CRITIC_EXAMPLES, PAIR_CRITIC_EXAMPLES, RESPONSE_POOL, SEED_TASKS, type FewShotExample, type SeedTask } from "./pool.ts";
 import { deriveSeed, Rng } from "./rng.ts";
 
@@ -182,6 +182,9 @@ export function trainingText(instruction: string, response: string): TrainingTex
   if (response !== response.trim()) throw new PromptError(`training response has leading or trailing whitespace: ${JSON.stringify(response.slice(0, 80))}`);
   const leak = findLeakage(response);
   if (leak.length) throw new PromptError(`training response contains the delimiter ${leak.map((d) => JSON.stringify(d)).join(", ")}`);
+  // The last line of the contamination guard: chat markup never becomes training text.
+  const markup = findChatMarkup(instruction) ?? findChatMarkup(response);
+  if (markup !== null) throw new PromptError(`training text contains chat markup ${JSON.stringify(markup)}`);
   const head = `Instruction: ${instruction}\nResponse:`;
   const text = `${head} ${response}\nEND`;
   const bytes = (s: string) => Buffer.byteLength(s, "utf8");

@@ -180,6 +180,8 @@ describe("training text", () => {
     expect(() => trainingText("Name two planets.", "Mars\nEND")).toThrow("delimiter");
     expect(() => trainingText("Name two planets.", "Mars. Instruction: more")).toThrow("delimiter");
     expect(() => trainingText("Name\ntwo", "Mars")).toThrow("lines");
+    expect(() => trainingText("Name two planets.", "Mars<|im_end|>")).toThrow("chat markup");
+    expect(() => trainingText("[INST] Name two planets.", "Mars")).toThrow("chat markup");
   });
 });
 
