@@ -19,7 +19,7 @@ export class RecordError extends Error {
   }
 }
 
-/** Every record carries `_prov`, a link to its stage's provenance in the manifest. */
+/** Every record carries `_prov: "<run name>/<stage>"`, a link to its stage record (and run id) in the manifest. */
 export const PROV_FIELD = "_prov";
 
 /** Write a whole file atomically: temp file in the same directory, fsync, rename. */

@@ -301,7 +301,8 @@ export class Pipeline {
   /** Run the plugin once in `dir`; finalize its outputs unless interrupted. */
   private async execute(stage: PlannedStage, dir: string, shard: { index: number; count: number } | null, provenance: ProvenanceStamp) {
     mkdirSync(dir, { recursive: true });
-    const stampId = `${this.manifest.runId}/${stage.id}${shard ? `#${shard.index}` : ""}`;
+    // Deterministic (run name, not the timestamped id), so the same seed gives byte-identical files.
+    const stampId = `${this.manifest.name}/${stage.id}${shard ? `#${shard.index}` : ""}`;
     const writers: ArtifactWriter<unknown>[] = [];
     const fileOutputs: FileArtifact<unknown>[] = [];
     const outputs: Record<string, unknown> = {};
@@ -415,7 +416,7 @@ export class Pipeline {
     const gates: GateResult[] = [];
     const artifacts: ArtifactInfo[] = [];
     for (const [slot, kind] of Object.entries(stage.plugin.produces)) {
-      const out = new ArtifactWriter(join(dir, artifactFileName(slot, kind)), slot, kind, `${this.manifest.runId}/${stage.id}`);
+      const out = new ArtifactWriter(join(dir, artifactFileName(slot, kind)), slot, kind, `${this.manifest.name}/${stage.id}`);
       for (let i = 0; i < n; i++) {
         const shardDir = this.shardDir(dir, i, n);
         for await (const rec of new ArtifactReader(join(shardDir, artifactFileName(slot, kind)), kind)) out.write(rec);

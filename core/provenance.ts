@@ -79,7 +79,7 @@ export function environment(): Environment {
   };
 }
 
-/** What every record links to (records carry `_prov: "<runId>/<stage>"`). */
+/** What every record links to (records carry `_prov: "<run name>/<stage>"`). */
 export interface ProvenanceStamp {
   runId: string;
   stage: string;

@@ -28,7 +28,7 @@ describe("pipeline", () => {
     expect(st.status).toBe("done");
     expect(st.artifacts[0]!.records).toBe(7);
     const rec = JSON.parse(readFileSync(join(runDir, "numbers/numbers.jsonl"), "utf8").split("\n")[0]!);
-    expect(rec._prov).toBe(`${m.runId}/numbers`);
+    expect(rec._prov).toBe(`${m.name}/numbers`);
     expect(st.provenance.git.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(m.environment.cpu.logicalCores).toBeGreaterThan(0);
     // the recorded hash is the file's hash
