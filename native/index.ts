@@ -532,3 +532,12 @@ export type QuantType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q4_
 export async function quantize(inPath: string, outPath: string, type: QuantType, opts: { threads?: number } = {}): Promise<void> {
   await native().quantize(inPath, outPath, type, opts);
 }
+
+// ---- training engine hook (owned by native/train.ts) ---------------------------------
+// The training engine's functions (train*) live in the same binary; native/train.ts types
+// and wraps them. This is its only access to the loaded addon.
+
+/** @internal the loaded addon, for native/train.ts only. */
+export function trainingAddon(): unknown {
+  return native();
+}

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "model.h"
 #include "quantize.h"
+#include "train/napi_train.h"
 
 #include "llama.h"
 
@@ -89,6 +90,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("createContext", Napi::Function::New(env, Context::create, "createContext"));
     exports.Set("loadAdapter", Napi::Function::New(env, Adapter::load, "loadAdapter"));
     exports.Set("quantize", Napi::Function::New(env, quantize_model, "quantize"));
+    register_train(env, exports);   // train* functions: the training engine (src/train)
     return exports;
 }
 

@@ -6,6 +6,7 @@
 #include "gguf.h"
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -134,6 +135,11 @@ struct TensorReader {
     uint64_t n_read = 0;
     std::vector<uint8_t> raw;
 
+    int32_t type_of(const std::string & name) const {
+        const int64_t id = gguf_find_tensor(g, name.c_str());
+        return id < 0 ? 0 : (int32_t) gguf_get_tensor_type(g, id);
+    }
+
     std::vector<float> read(const std::string & name, int64_t ne0, int64_t ne1 = 1, bool optional = false) {
         const int64_t id = gguf_find_tensor(g, name.c_str());
         if (id < 0) {
@@ -147,7 +153,8 @@ struct TensorReader {
         }
         const ggml_type type = gguf_get_tensor_type(g, id);
         const ggml_type_traits * tr = ggml_get_type_traits(type);
-        if (!tr || !tr->to_float || tr->is_quantized && ne0 % tr->blck_size != 0) {
+        // F32 has no to_float (nothing to convert); every other type goes through ggml's.
+        if (type != GGML_TYPE_F32 && (!tr || !tr->to_float || ne0 % tr->blck_size != 0)) {
             fail(path, "tensor " + name + " has type " + ggml_type_name(type) + ", which cannot be dequantized");
         }
         const size_t bytes = gguf_get_tensor_size(g, id);
@@ -158,7 +165,10 @@ struct TensorReader {
         }
         std::vector<float> out((size_t) (ne0 * ne1));
         const size_t row_bytes = ggml_row_size(type, ne0);
-        for (int64_t r = 0; r < ne1; r++) tr->to_float(raw.data() + r * row_bytes, out.data() + r * ne0, ne0);
+        for (int64_t r = 0; r < ne1; r++) {
+            if (type == GGML_TYPE_F32) std::memcpy(out.data() + r * ne0, raw.data() + r * row_bytes, row_bytes);
+            else tr->to_float(raw.data() + r * row_bytes, out.data() + r * ne0, ne0);
+        }
         n_read += (uint64_t) out.size();
         return out;
     }
@@ -202,7 +212,12 @@ std::shared_ptr<const BaseWeights<float>> load_base_weights(const std::string & 
         L.w_gate = rd.read(b + "ffn_gate.weight", D, F);
         L.w_up = rd.read(b + "ffn_up.weight", D, F);
         L.w_down = rd.read(b + "ffn_down.weight", F, D);
+        w->types.layer.push_back({rd.type_of(b + "attn_q.weight"), rd.type_of(b + "attn_k.weight"),
+                                  rd.type_of(b + "attn_v.weight"), rd.type_of(b + "attn_output.weight"),
+                                  rd.type_of(b + "ffn_gate.weight"), rd.type_of(b + "ffn_up.weight"),
+                                  rd.type_of(b + "ffn_down.weight")});
     }
+    w->types.output = rd.type_of(c.tied_output ? "token_embd.weight" : "output.weight");
     w->output_norm = rd.read("output_norm.weight", D);
     if (!c.tied_output) w->output = rd.read("output.weight", D, c.n_vocab);
     if (gguf_find_tensor(g.get(), "output.bias") >= 0) fail(path, "an output bias is not supported");
@@ -225,6 +240,7 @@ template <typename To, typename From>
 BaseWeights<To> convert_weights(const BaseWeights<From> & w) {
     BaseWeights<To> o;
     o.config = w.config;
+    o.types = w.types;
     o.tok_embd = conv<To>(w.tok_embd);
     o.output_norm = conv<To>(w.output_norm);
     o.output = conv<To>(w.output);
@@ -249,5 +265,6 @@ BaseWeights<To> convert_weights(const BaseWeights<From> & w) {
 
 template BaseWeights<double> convert_weights<double, float>(const BaseWeights<float> &);
 template BaseWeights<float> convert_weights<float, float>(const BaseWeights<float> &);
+template BaseWeights<float> convert_weights<float, double>(const BaseWeights<double> &);
 
 }  // namespace selftune::train

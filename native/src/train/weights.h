@@ -8,6 +8,7 @@
 
 #include "train/model_config.h"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,9 +27,17 @@ struct LayerWeights {
     std::vector<T> w_down;              // [D x F]
 };
 
+// The ggml type each matrix was stored as (ggml_type values), for the parity-test mode
+// that mimics how llama.cpp's CPU matmuls round their inputs. Empty for built weights.
+struct StoredTypes {
+    int32_t output = 0;                              // output.weight, or token_embd when tied
+    std::vector<std::array<int32_t, 7>> layer;       // [layer][LoraTarget order: q k v o gate up down]
+};
+
 template <typename T>
 struct BaseWeights {
     ModelConfig config;
+    StoredTypes types;
     std::vector<T> tok_embd;            // [n_vocab x D]
     std::vector<LayerWeights<T>> layers;
     std::vector<T> output_norm;         // [D]

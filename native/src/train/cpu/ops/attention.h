@@ -22,10 +22,12 @@ struct AttnShape {
     double scale;
 };
 
-// One query head. `lse` points at this head's L values.
+// One query head. `lse` points at this head's L values. `round_p`, when given, rounds each
+// probability before it weights V: only for parity tests that mimic llama.cpp's f16 KV
+// cache (see CpuTransformer::set_llama_f16_kv); training never sets it.
 template <typename T>
 void attention_forward_head(T * o, T * lse, const T * q, const T * k, const T * v, const AttnShape & s, int64_t h,
-                            std::vector<T> & scratch) {
+                            std::vector<T> & scratch, T (*round_p)(T) = nullptr) {
     const int64_t H = s.H, Hkv = s.Hkv, hd = s.hd, kvh = h / (H / Hkv);
     scratch.resize((size_t) s.L);
     T * p = scratch.data();
@@ -48,7 +50,7 @@ void attention_forward_head(T * o, T * lse, const T * q, const T * k, const T * 
         T * oi = o + (i * H + h) * hd;
         for (int64_t e = 0; e < hd; e++) oi[e] = 0;
         for (int64_t j = 0; j <= i; j++) {
-            const T w = p[j] * inv;
+            const T w = round_p ? round_p(p[j] * inv) : p[j] * inv;
             const T * vj = v + (j * Hkv + kvh) * hd;
             for (int64_t e = 0; e < hd; e++) oi[e] += w * vj[e];
         }

@@ -119,43 +119,50 @@ void matmul_forward(ThreadPool * pool, T * y, const T * x, const T * W, const T 
 template <typename T>
 void matmul_backward_x(ThreadPool * pool, T * dx, const T * dy, const T * W, int64_t N, int64_t I, int64_t O,
                        T alpha = 1) {
-    constexpr int R = 4;
-    constexpr int64_t IB = 2 * kLanes;   // columns of dx kept in registers across the o loop
-    // A task owns a tile of dx (rows n..n+R, a block of columns) and sums over all o in
-    // order: no two tasks write the same element.
-    const int64_t col_block = 256;
-    const int64_t n_rt = (N + R - 1) / R, n_cb = (I + col_block - 1) / col_block;
-    auto task = [&](int64_t t) {
-        const int64_t n = (t / n_cb) * R, c0 = (t % n_cb) * col_block, c1 = std::min(I, c0 + col_block);
-        const int nr = (int) std::min<int64_t>(R, N - n);
-        for (int64_t i0 = c0; i0 < c1; i0 += IB) {
-            const int64_t w = std::min<int64_t>(IB, c1 - i0);
-            T acc[R][IB] = {};
-            if (w == IB) {
-                for (int64_t o = 0; o < O; o++) {
-                    const T * wr = W + o * I + i0;
-                    for (int r = 0; r < R; r++) {
-                        const T g = r < nr ? dy[(n + r) * O + o] : T(0);
-                        for (int64_t l = 0; l < IB; l++) acc[r][l] += g * wr[l];
+    constexpr int R = 4;                 // rows of dx per register tile
+    constexpr int64_t IB = 2 * kLanes;   // columns of dx per register tile
+    constexpr int64_t OB = 256;          // rows of W per pass: a [OB x col_block] slice stays in cache
+    // A task owns a block of dx's columns for every row, so each element of dx is written
+    // by one task, summing over o in a fixed order (o-blocks ascending, then o). W is read
+    // from memory once in total, which matters when O is a 150k-token vocabulary.
+    const int64_t col_block = 128;
+    const int64_t n_cb = (I + col_block - 1) / col_block;
+    auto task = [&](int64_t cb) {
+        const int64_t c0 = cb * col_block, c1 = std::min(I, c0 + col_block);
+        for (int64_t o0 = 0; o0 < O; o0 += OB) {
+            const int64_t o1 = std::min(O, o0 + OB);
+            for (int64_t n = 0; n < N; n += R) {
+                const int nr = (int) std::min<int64_t>(R, N - n);
+                for (int64_t i0 = c0; i0 < c1; i0 += IB) {
+                    const int64_t w = std::min<int64_t>(IB, c1 - i0);
+                    T acc[R][IB] = {};
+                    if (w == IB && nr == R) {
+                        for (int64_t o = o0; o < o1; o++) {
+                            const T * wr = W + o * I + i0;
+                            for (int r = 0; r < R; r++) {
+                                const T g = dy[(n + r) * O + o];
+                                for (int64_t l = 0; l < IB; l++) acc[r][l] += g * wr[l];
+                            }
+                        }
+                    } else {
+                        for (int64_t o = o0; o < o1; o++) {
+                            const T * wr = W + o * I + i0;
+                            for (int r = 0; r < nr; r++) {
+                                const T g = dy[(n + r) * O + o];
+                                for (int64_t l = 0; l < w; l++) acc[r][l] += g * wr[l];
+                            }
+                        }
                     }
-                }
-            } else {
-                for (int64_t o = 0; o < O; o++) {
-                    const T * wr = W + o * I + i0;
                     for (int r = 0; r < nr; r++) {
-                        const T g = dy[(n + r) * O + o];
-                        for (int64_t l = 0; l < w; l++) acc[r][l] += g * wr[l];
+                        T * d = dx + (n + r) * I + i0;
+                        for (int64_t l = 0; l < w; l++) d[l] += alpha * acc[r][l];
                     }
                 }
-            }
-            for (int r = 0; r < nr; r++) {
-                T * d = dx + (n + r) * I + i0;
-                for (int64_t l = 0; l < w; l++) d[l] += alpha * acc[r][l];
             }
         }
     };
-    if (pool) pool->parallel_for(n_rt * n_cb, task);
-    else for (int64_t k = 0; k < n_rt * n_cb; k++) task(k);
+    if (pool) pool->parallel_for(n_cb, task);
+    else for (int64_t k = 0; k < n_cb; k++) task(k);
 }
 
 template <typename T>

@@ -1,0 +1,100 @@
+// The CPU reference transformer: forward and backward of a llama/qwen2 decoder with LoRA
+// over a packed batch, written as a sequence of the ops in cpu/ops/.
+//
+// Templated on the scalar type: float for training, double for the gradient checks.
+// Only LoRA parameters receive gradients; the base is frozen, so the backward computes
+// activation gradients and LoRA gradients, never base weight gradients.
+#pragma once
+
+#include "train/batch.h"
+#include "train/cpu/ops/rope.h"
+#include "train/lora.h"
+#include "train/rng.h"
+#include "train/thread_pool.h"
+#include "train/weights.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace selftune::train {
+
+// Sequences back to back without padding: row r is token pos[r] of its sequence.
+struct PackedBatch {
+    int64_t n_rows = 0;
+    std::vector<int32_t> tokens, pos;
+    std::vector<int64_t> seq_start;   // n_seq + 1 row offsets
+    // Rows whose output is scored, and the token each is scored against.
+    std::vector<int64_t> loss_rows;
+    std::vector<int32_t> loss_targets;
+};
+
+PackedBatch pack_micro_batch(const MicroBatch & b);
+// One sequence, every position scored against the next token (for logits / log-probs).
+PackedBatch pack_sequence(const std::vector<int32_t> & tokens, bool score_all);
+
+// Dropout on the LoRA input (PEFT places it there): mask(slot, row, col) is a pure function
+// of `key`, so the backward regenerates the forward's mask instead of storing it.
+struct DropoutSpec {
+    float p = 0.0f;   // 0: off (evaluation, or dropout disabled)
+    RngKey key{0};
+};
+
+template <typename T>
+class CpuTransformer {
+  public:
+    CpuTransformer(const BaseWeights<T> & weights, const LoraLayout & layout, ThreadPool * pool);
+
+    // Forward over `batch`, returning sum over loss rows of -log p(target). `lora` may be
+    // null (base model). With `grads` non-null, also backward: adds the gradient of
+    // grad_scale * (returned sum) to grads (same layout as lora). `row_logprobs`, when
+    // given, receives log p(target) per loss row, in batch.loss_rows order.
+    double run(const PackedBatch & batch, const T * lora, T * grads, T grad_scale, const DropoutSpec & dropout,
+               std::vector<double> * row_logprobs = nullptr);
+
+    // Logits of every row: out = [n_rows x n_vocab]; or of the last row only.
+    void logits(const PackedBatch & batch, const T * lora, std::vector<T> & out, bool last_only = false);
+
+    const ModelConfig & config() const { return w_.config; }
+
+    // Parity tests only: round where llama.cpp's CPU path rounds (flash attention off):
+    // q, k, v and the attention probabilities to f16 (its default f16 KV cache), and each
+    // matmul's input to the type its weight type multiplies with (f16, bf16, q8_0, q8_K).
+    // A tight tolerance then separates "our forward is right" from "llama.cpp rounds".
+    void set_llama_parity(bool on) { llama_parity_ = on; }
+
+  private:
+    struct LayerActs {
+        std::vector<T> x_in;          // residual stream entering the layer [N x D]
+        std::vector<T> xn1, r1;       // attn norm out, its 1/rms
+        std::vector<T> q, k, v;       // after bias and RoPE (q, k)
+        std::vector<T> att, lse;      // attention output [N x Qd], row log-sum-exp
+        std::vector<T> x_mid;         // after the attention residual
+        std::vector<T> xn2, r2;
+        std::vector<T> g, u, h;       // gate, up, silu(gate) * up
+        std::vector<std::vector<T>> lora_u;   // per target: A (dropout(x)) [N x r]
+    };
+
+    void forward(const PackedBatch & b, const T * lora, const DropoutSpec & dropout);
+    void linear_forward(T * y, const T * x, int64_t N, const std::vector<T> & W, const std::vector<T> & bias,
+                        int64_t I, int64_t O, int layer, int target, const T * lora, const DropoutSpec & dropout,
+                        std::vector<T> & u_store);
+    void linear_backward(T * dx, const T * dy, const T * x, int64_t N, const std::vector<T> & W, int64_t I, int64_t O,
+                         int layer, int target, const T * lora, T * grads, const DropoutSpec & dropout,
+                         const std::vector<T> & u_store);
+    // The parity mode's rounding of a matmul input for a weight stored as `ggml_type`.
+    const T * parity_input(const T * x, int64_t N, int64_t I, int32_t ggml_type, std::vector<T> & buf) const;
+    // x * dropout mask of (slot, rows) into out.
+    void apply_dropout(T * out, const T * x, int64_t N, int64_t I, int slot, const DropoutSpec & dropout);
+    double loss_and_grad(const PackedBatch & b, T * dxnf, T grad_scale, std::vector<double> * row_logprobs);
+
+    const BaseWeights<T> & w_;
+    const LoraLayout & layout_;
+    ThreadPool * pool_;
+    ops::RopeCache<T> rope_;
+    std::vector<LayerActs> acts_;
+    std::vector<T> x_out_, xnf_, rf_;   // final residual, final norm, its 1/rms
+    std::vector<T> scratch_;
+    bool llama_parity_ = false;
+};
+
+}  // namespace selftune::train

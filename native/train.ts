@@ -1,0 +1,442 @@
+// The typed TypeScript face of the training engine (native/src/train): LoRA training of
+// llama/qwen2 models from GGUF weights on our own CPU reference engine (a CUDA backend
+// implements the same contract later). See specs/training.md.
+//
+//   loadTrainModel(path)                  base weights dequantized for training
+//   model.createSession({rank, alpha, ...})  LoRA parameters + optimizer state
+//   session.train(data, opts)             the training loop (off the JS thread), with
+//                                         progress, cancellation, checkpoints, resume
+//   session.evaluate(data)                per-example response loss (no dropout)
+//   session.saveAdapter(path)             llama.cpp's GGUF LoRA format
+//   lossMask(tokenizer, text, span)       the response-only mask from character offsets
+//
+// The tokenizer is the inference addon's (native/index.ts); training data reaches the
+// engine as token ids plus a 0/1 loss mask per token.
+
+import { trainingAddon, type Model } from "./index.ts";
+
+// ---- the raw bindings ----------------------------------------------------------------
+
+type Handle = { readonly __brand: unique symbol };
+interface NativeCancelSource {
+  cancel(): void;
+}
+interface TrainAddon {
+  CancelSource: new () => NativeCancelSource;
+  trainLoadModel(path: string): Promise<Handle>;
+  trainModelInfo(h: Handle): TrainModelInfo;
+  trainModelDispose(h: Handle): void;
+  trainCreateSession(h: Handle, opts: object): Handle;
+  trainSessionInfo(s: Handle): SessionInfo;
+  trainSessionDispose(s: Handle): void;
+  trainGetParams(s: Handle): Float32Array;
+  trainSetParams(s: Handle, p: Float32Array): void;
+  trainSaveAdapter(s: Handle, path: string, meta: Record<string, string>): Promise<void>;
+  trainRun(s: Handle, data: TrainData, opts: object, onProgress?: (p: TrainProgress) => void, cancel?: NativeCancelSource): Promise<TrainResult>;
+  trainEvaluate(s: Handle, data: TrainData, opts: object, cancel?: NativeCancelSource): Promise<EvalResult>;
+  trainLogits(s: Handle, tokens: Int32Array, opts: object): Promise<Float32Array>;
+  trainGreedy(s: Handle, prompt: Int32Array, opts: object, cancel?: NativeCancelSource): Promise<Int32Array>;
+  trainSelfCheck(opts: object): Promise<SelfCheckResult[]>;
+}
+
+function addon(): TrainAddon {
+  return trainingAddon() as TrainAddon;
+}
+
+function abortError(): Error {
+  const err = new Error("the operation was aborted");
+  err.name = "AbortError";
+  (err as Error & { code: string }).code = "ABORT_ERR";
+  return err;
+}
+
+async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel?: NativeCancelSource) => Promise<T>): Promise<T> {
+  if (!signal) return fn();
+  if (signal.aborted) throw abortError();
+  const source = new (addon().CancelSource)();
+  const onAbort = () => source.cancel();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await fn(source);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+// ---- types ---------------------------------------------------------------------------
+
+export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+export interface TrainModelInfo {
+  path: string;
+  architecture: "llama" | "qwen2";
+  /** ggml type of the attention weights as stored, e.g. "f16", "q4_K" (training uses them dequantized). */
+  weightType: string;
+  parameterCount: number;
+  vocabSize: number;
+  embeddingSize: number;
+  layerCount: number;
+  headCount: number;
+  headCountKv: number;
+  headDim: number;
+  feedForwardSize: number;
+  /** norm: adjacent pairs (llama); neox: halves (qwen2). */
+  rope: "norm" | "neox";
+  ropeBase: number;
+  rmsEpsilon: number;
+  qkvBias: boolean;
+  tiedOutput: boolean;
+}
+
+export interface SessionOptions {
+  /** Default 16. */
+  rank?: number;
+  /** Default 32: the adapter scales B·A by alpha/rank. */
+  alpha?: number;
+  /** On the LoRA input, training only. Default 0.05. */
+  dropout?: number;
+  /** Default all seven. */
+  targets?: LoraTarget[];
+  /** Seeds the LoRA init (A uniform ±1/sqrt(n_in), B zero). Default 0. */
+  seed?: number;
+  /** Default: physical cores. */
+  threads?: number;
+  /** Start from this adapter (its rank, alpha and targets) instead of a fresh init. */
+  adapter?: string;
+}
+
+export interface SessionInfo {
+  parameterCount: number;
+  rank: number;
+  alpha: number;
+  dropout: number;
+  scale: number;
+  targets: LoraTarget[];
+  seed: number;
+  backend: string;
+  device: string;
+}
+
+/** Examples stored flat: example i is tokens[offsets[i]..offsets[i+1]); loss[j] = 1 marks a target token. */
+export interface TrainData {
+  tokens: Int32Array;
+  loss: Uint8Array;
+  offsets: Int32Array | Float64Array;
+}
+
+export interface TrainExample {
+  tokens: ArrayLike<number>;
+  /** One entry per token: truthy = this token is a loss target. */
+  loss: ArrayLike<number | boolean>;
+}
+
+export interface TrainOptions {
+  epochs?: number;
+  microBatch?: number;
+  gradAccum?: number;
+  /** Steps per length-bucketing window (1: no bucketing across steps). Default 8. */
+  bucketWindow?: number;
+  /** Longer examples are cut (counted in the result). Default 1024. */
+  maxLength?: number;
+  /** Any valid id; padded positions are never computed. Default 0. */
+  padId?: number;
+  /** Orders the data. Default 0. */
+  dataSeed?: number;
+  /** Dropout masks. Default 0. */
+  seed?: number;
+  lr?: number;
+  /** Floor of the decay, as a fraction of lr. Default 0. */
+  minLrRatio?: number;
+  /** Explicit warm-up steps; otherwise ceil(warmupRatio * total). */
+  warmupSteps?: number;
+  /** Default 0.03. */
+  warmupRatio?: number;
+  schedule?: "cosine" | "linear" | "constant";
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global-norm clipping; 0 turns it off. Default 1. */
+  maxGradNorm?: number;
+  /** Where checkpoints go (written atomically): every checkpointEvery steps and on stop/cancel. */
+  checkpointPath?: string;
+  checkpointEvery?: number;
+  /** Stop after this many steps of this call (a checkpoint is written). */
+  stopAfterSteps?: number;
+  /** Continue a run from its checkpoint (same data and configuration, checked). */
+  resumeFrom?: string;
+  onProgress?: (p: TrainProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface StepRecord {
+  step: number;
+  epoch: number;
+  /** Mean over the step's loss tokens (NaN for a step without any). */
+  loss: number;
+  lossTokens: number;
+  tokens: number;
+  lr: number;
+  /** Before clipping. */
+  gradNorm: number;
+  seconds: number;
+}
+
+export interface TrainProgress extends StepRecord {
+  totalSteps: number;
+  elapsed: number;
+  tokensPerSecond: number;
+  /** Seconds to the end of the plan at this call's pace. */
+  eta: number;
+}
+
+export interface TrainResult {
+  records: StepRecord[];
+  startStep: number;
+  endStep: number;
+  totalSteps: number;
+  warmupSteps: number;
+  completed: boolean;
+  tokensSeen: number;
+  lossTokensSeen: number;
+  seconds: number;
+  truncatedExamples: number;
+  checkpoint: string | null;
+  /** Identity of the run (data + configuration) that a checkpoint is bound to. */
+  fingerprint: string;
+}
+
+export interface EvalOptions {
+  /** Default true: the session's adapter; false: the base model. */
+  useLora?: boolean;
+  microBatch?: number;
+  maxLength?: number;
+  /** Also return log p of every loss token. */
+  logprobs?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface EvalResult {
+  lossSum: number;
+  lossTokens: number;
+  exampleLossSum: Float64Array;
+  exampleLossTokens: Int32Array;
+  logprobs?: Float64Array;
+  logprobOffsets?: Float64Array;
+}
+
+export interface SelfCheckResult {
+  group: "op" | "kernel" | "model";
+  name: string;
+  maxAbsErr: number;
+  maxRelErr: number;
+  checked: number;
+  tolerance: number;
+  passed: boolean;
+}
+
+// ---- models and sessions -----------------------------------------------------------------
+
+/** Base weights loaded for training (every type dequantized to f32). */
+export class TrainModel {
+  #h: Handle | null;
+  readonly info: TrainModelInfo;
+
+  /** @internal use loadTrainModel() */
+  constructor(h: Handle) {
+    this.#h = h;
+    this.info = addon().trainModelInfo(h);
+  }
+
+  private get live(): Handle {
+    if (!this.#h) throw new Error("training model is disposed");
+    return this.#h;
+  }
+
+  createSession(opts: SessionOptions = {}): TrainSession {
+    return new TrainSession(addon().trainCreateSession(this.live, opts), this);
+  }
+
+  /** Frees the weights once no session uses them. Idempotent. */
+  dispose(): void {
+    if (this.#h) addon().trainModelDispose(this.#h);
+    this.#h = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+export async function loadTrainModel(path: string): Promise<TrainModel> {
+  return new TrainModel(await addon().trainLoadModel(path));
+}
+
+/** LoRA parameters and optimizer state over a TrainModel. One job at a time. */
+export class TrainSession {
+  #s: Handle | null;
+  readonly model: TrainModel;
+  readonly info: SessionInfo;
+
+  /** @internal use model.createSession() */
+  constructor(s: Handle, model: TrainModel) {
+    this.#s = s;
+    this.model = model;
+    this.info = addon().trainSessionInfo(s);
+  }
+
+  private get live(): Handle {
+    if (!this.#s) throw new Error("training session is disposed");
+    return this.#s;
+  }
+
+  /** Runs the training plan (or the rest of it, when resuming). Rejects with AbortError on cancel, after writing a checkpoint if checkpointPath is set. */
+  train(data: TrainData, opts: TrainOptions = {}): Promise<TrainResult> {
+    const s = this.live;
+    const { onProgress, signal, ...rest } = opts;
+    return withSignal(signal, (cancel) => addon().trainRun(s, data, rest, onProgress, cancel));
+  }
+
+  evaluate(data: TrainData, opts: EvalOptions = {}): Promise<EvalResult> {
+    const s = this.live;
+    const { signal, ...rest } = opts;
+    return withSignal(signal, (cancel) => addon().trainEvaluate(s, data, rest, cancel));
+  }
+
+  /**
+   * Logits of every position ([n x vocab]), or of the last one. llamaParity (parity tests
+   * only): round where llama.cpp's CPU path rounds with flash attention off: q, k, v and
+   * attention probabilities to f16 (its f16 KV cache), each matmul input to the type its
+   * weight type multiplies with (f16, bf16, q8_0, q8_K).
+   */
+  logits(tokens: ArrayLike<number>, opts: { useLora?: boolean; lastOnly?: boolean; llamaParity?: boolean } = {}): Promise<Float32Array> {
+    return addon().trainLogits(this.live, Int32Array.from(tokens), opts);
+  }
+
+  /** Greedy decoding by full recomputation (small models, tests); stops after a stop token. */
+  greedy(prompt: ArrayLike<number>, opts: { maxTokens?: number; stop?: number[]; useLora?: boolean; signal?: AbortSignal } = {}): Promise<number[]> {
+    const s = this.live;
+    const { signal, ...rest } = opts;
+    return withSignal(signal, (cancel) => addon().trainGreedy(s, Int32Array.from(prompt), rest, cancel)).then((a) => Array.from(a));
+  }
+
+  /** Writes the adapter in llama.cpp's GGUF LoRA format; `meta` adds string keys (not general.* / adapter.*). */
+  saveAdapter(path: string, meta: Record<string, string> = {}): Promise<void> {
+    return addon().trainSaveAdapter(this.live, path, meta);
+  }
+
+  /** A copy of the LoRA parameters (flat, the engine's layout). */
+  getParams(): Float32Array {
+    return addon().trainGetParams(this.live);
+  }
+
+  setParams(p: Float32Array): void {
+    addon().trainSetParams(this.live, p);
+  }
+
+  dispose(): void {
+    if (this.#s) addon().trainSessionDispose(this.#s);
+    this.#s = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Gradient checks of every op and the whole model, kernel checks (specs/training.md). */
+export function selfCheck(opts: { seed?: number; threads?: number } = {}): Promise<SelfCheckResult[]> {
+  return addon().trainSelfCheck(opts);
+}
+
+// ---- data --------------------------------------------------------------------------------
+
+export function packExamples(examples: TrainExample[]): TrainData {
+  let n = 0;
+  for (const e of examples) {
+    if (e.tokens.length !== e.loss.length) throw new Error("packExamples: tokens and loss differ in length");
+    if (e.tokens.length === 0) throw new Error("packExamples: empty example");
+    n += e.tokens.length;
+  }
+  const tokens = new Int32Array(n);
+  const loss = new Uint8Array(n);
+  const offsets = new Float64Array(examples.length + 1);
+  let o = 0;
+  examples.forEach((e, i) => {
+    for (let j = 0; j < e.tokens.length; j++) {
+      tokens[o + j] = e.tokens[j]!;
+      loss[o + j] = e.loss[j] ? 1 : 0;
+    }
+    o += e.tokens.length;
+    offsets[i + 1] = o;
+  });
+  return { tokens, loss, offsets };
+}
+
+/** What lossMask needs of a tokenizer: the inference addon's Model (a vocabOnly load is enough). */
+export type Tokenizer = Pick<Model, "tokenize" | "tokenBytes">;
+
+export interface LossMask {
+  tokens: number[];
+  /** 1 = loss token. */
+  loss: number[];
+  /** Byte span [start, end) of each token in the text's UTF-8 (clamped to the text). */
+  spans: [number, number][];
+  /** Bytes of the loss span not covered by loss tokens (a token straddling its start). */
+  uncoveredBytes: number;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Tokenizes `text` whole (no BOS/EOS, no special parsing: the contamination guard's
+ * defaults) and marks the tokens of the loss span `lossBytes` (a UTF-8 byte range of
+ * `text`, e.g. trainingText().lossBytes).
+ *
+ * Each token's byte span comes from concatenating the tokens' bytes. The rule:
+ * a token is a loss token iff its first byte lies inside the loss span. A token that
+ * straddles the start of the span (begins in the prompt, ends in the response) is NOT a
+ * loss token: its first bytes are prompt text the model is given at inference, and at
+ * inference the prompt ends before the span anyway. A token that would straddle the end
+ * is a loss token (the span ends the text, so this does not arise for training texts).
+ *
+ * SentencePiece vocabularies add a space before the first word; the concatenated pieces
+ * then read " " + text, and spans are shifted back by that one byte. Anything else that
+ * does not reproduce the text byte for byte is an error, never a guess.
+ */
+export function lossMask(tok: Tokenizer, text: string, lossBytes: { start: number; end: number }): LossMask {
+  const bytes = utf8.encode(text);
+  if (!(lossBytes.start >= 0 && lossBytes.start <= lossBytes.end && lossBytes.end <= bytes.length)) {
+    throw new Error(`lossMask: span [${lossBytes.start}, ${lossBytes.end}) is outside the text (${bytes.length} bytes)`);
+  }
+  const tokens = tok.tokenize(text);
+  const pieces = tokens.map((t) => tok.tokenBytes(t));
+  const total = pieces.reduce((n, p) => n + p.length, 0);
+  let shift = 0;
+  if (total === bytes.length + 1 && pieces.length > 0 && pieces[0]![0] === 0x20) shift = 1;
+  else if (total !== bytes.length) throw new Error(`lossMask: the tokens' bytes (${total}) do not reproduce the text (${bytes.length} bytes)`);
+  const concat = new Uint8Array(total);
+  let o = 0;
+  for (const p of pieces) {
+    concat.set(p, o);
+    o += p.length;
+  }
+  for (let i = 0; i < bytes.length; i++) {
+    if (concat[i + shift] !== bytes[i]) throw new Error(`lossMask: the tokens' bytes differ from the text at byte ${i}`);
+  }
+  const loss: number[] = [];
+  const spans: [number, number][] = [];
+  let pos = -shift;
+  let covered = 0;
+  for (const p of pieces) {
+    const start = Math.max(0, pos);
+    const end = pos + p.length;
+    spans.push([start, end]);
+    const isLoss = start >= lossBytes.start && start < lossBytes.end ? 1 : 0;
+    loss.push(isLoss);
+    if (isLoss) covered += Math.min(end, lossBytes.end) - start;
+    pos = end;
+  }
+  return { tokens, loss, spans, uncoveredBytes: lossBytes.end - lossBytes.start - covered };
+}
