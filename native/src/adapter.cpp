@@ -47,7 +47,7 @@ Adapter::Adapter(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Adapter>(in
     if (info.Length() != 1 || !info[0].IsExternal()) {
         throw Napi::TypeError::New(info.Env(), "Adapter cannot be constructed directly: use loadAdapter()");
     }
-    handle_ = *info[0].As<Napi::External<std::shared_ptr<AdapterHandle>>>().Data();
+    handle_ = std::move(*info[0].As<Napi::External<std::shared_ptr<AdapterHandle>>>().Data());  // see Model::Model
 }
 
 const std::shared_ptr<AdapterHandle> & Adapter::handle(Napi::Env env) const {

@@ -23,7 +23,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     if (info.Length() != 1 || !info[0].IsExternal()) {
         throw Napi::TypeError::New(info.Env(), "Context cannot be constructed directly: use createContext()");
     }
-    session_ = *info[0].As<Napi::External<std::shared_ptr<Session>>>().Data();
+    session_ = std::move(*info[0].As<Napi::External<std::shared_ptr<Session>>>().Data());  // see Model::Model
 }
 
 const std::shared_ptr<Session> & Context::session(Napi::Env env) const {

@@ -179,7 +179,9 @@ Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
         throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel()");
     }
-    handle_ = *info[0].As<Napi::External<std::shared_ptr<ModelHandle>>>().Data();
+    // Take the handle out of the External: it is only a carrier, and whatever it still
+    // held would live until the GC got round to it, keeping the model alive after dispose().
+    handle_ = std::move(*info[0].As<Napi::External<std::shared_ptr<ModelHandle>>>().Data());
 }
 
 const std::shared_ptr<ModelHandle> & Model::handle(Napi::Env env) const {

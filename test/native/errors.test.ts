@@ -1,6 +1,9 @@
 // Bad input gives a clear JS error and never takes the process down (the test process
 // itself is the proof: an abort inside llama.cpp would kill the runner).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+
+// Model loads and full-vocabulary reference logits are slow on a shared 2-core CI box.
+setDefaultTimeout(120_000);
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
