@@ -162,8 +162,10 @@ export interface TrainOptions {
   /** Where checkpoints go (written atomically): every checkpointEvery steps and on stop/cancel. */
   checkpointPath?: string;
   checkpointEvery?: number;
-  /** Stop after this many steps of this call (a checkpoint is written). */
+  /** Stop after this many steps of this call (a checkpoint is written; resume later). */
   stopAfterSteps?: number;
+  /** Cap the plan at this many steps; the schedule spans the cap (smoke runs). */
+  maxSteps?: number;
   /** Continue a run from its checkpoint (same data and configuration, checked). */
   resumeFrom?: string;
   onProgress?: (p: TrainProgress) => void;
@@ -189,6 +191,8 @@ export interface TrainProgress extends StepRecord {
   tokensPerSecond: number;
   /** Seconds to the end of the plan at this call's pace. */
   eta: number;
+  /** A checkpoint holding this step (and all before it) was just written. */
+  checkpointed: boolean;
 }
 
 export interface TrainResult {

@@ -3,6 +3,7 @@
 #include "train/cpu/ops/attention.h"
 #include "train/cpu/ops/cross_entropy.h"
 #include "train/cpu/ops/embedding.h"
+#include "train/cpu/ops/fast_exp.h"
 #include "train/cpu/ops/matmul.h"
 #include "train/cpu/ops/rmsnorm.h"
 #include "train/cpu/ops/rope.h"
@@ -413,6 +414,60 @@ std::vector<CheckResult> check_kernels(uint64_t seed, int n_threads) {
         cmp("matmul_forward", y, y1, y2, I);
         cmp("matmul_backward_x", dx, dx1, dx2, O);
         cmp("matmul_backward_w", dW, dW1, dW2, N);
+    }
+    {   // the vocabulary-wide split of matmul_backward_x (O chunks summed in order)
+        const int64_t N = 5, I = 24, O = 9000;
+        Vec W = rnd.normals(O * I), dy = rnd.normals(N * O);
+        std::vector<float> Wf(W.begin(), W.end()), dyf(dy.begin(), dy.end());
+        Vec dx(N * I, 0.0);
+        ops::matmul_backward_x_ref(dx.data(), dy.data(), W.data(), N, I, O);
+        std::vector<float> dx1(N * I, 0.f), dx2(N * I, 0.f), dummy;
+        ops::matmul_backward_x<float>(&one, dx1.data(), dyf.data(), Wf.data(), N, I, O);
+        ops::matmul_backward_x<float>(&many, dx2.data(), dyf.data(), Wf.data(), N, I, O);
+        CheckResult r;
+        r.name = "kernel.matmul_backward_x[5x24x9000, split over O]";
+        r.tolerance = 2e-6 * std::sqrt((double) O);
+        bool same = true;
+        for (size_t i = 0; i < dx.size(); i++) {
+            r.max_abs_err = std::max(r.max_abs_err, std::fabs(dx[i] - (double) dx1[i]));
+            r.max_rel_err = std::max(r.max_rel_err, std::fabs(dx[i] - (double) dx1[i]) / std::max(1.0, std::fabs(dx[i])));
+            same = same && std::memcmp(&dx1[i], &dx2[i], sizeof(float)) == 0;
+        }
+        r.n_checked = (int64_t) dx.size();
+        r.passed = same && r.max_rel_err <= r.tolerance;
+        out.push_back(r);
+    }
+    {   // fast_expf against std::exp over the range softmax uses
+        CheckResult r;
+        r.name = "kernel.fast_expf[-86, 88]";
+        r.tolerance = 5e-7;
+        for (int k = 0; k <= 200000; k++) {
+            const float x = -86.0f + 174.0f * (float) k / 200000.0f;
+            const double ref = std::exp((double) x), got = (double) ops::fast_expf(x);
+            r.max_rel_err = std::max(r.max_rel_err, std::fabs(got - ref) / ref);
+            r.n_checked++;
+        }
+        r.max_abs_err = r.max_rel_err;
+        r.passed = r.max_rel_err <= r.tolerance;
+        out.push_back(r);
+    }
+    {   // float cross-entropy (fast exp, one pass) against the double one, vocabulary-sized
+        const int64_t V = 151936;
+        Vec z = rnd.normals((size_t) V, 3.0);
+        std::vector<float> zf(z.begin(), z.end()), dzf((size_t) V);
+        Vec dz((size_t) V);
+        const double l = ops::cross_entropy<double>(dz.data(), z.data(), V, 1234, 0.5);
+        const double lf = ops::cross_entropy<float>(dzf.data(), zf.data(), V, 1234, 0.5f);
+        CheckResult r;
+        r.name = "kernel.cross_entropy float vs double [V=151936]";
+        r.tolerance = 1e-5;
+        r.max_abs_err = std::fabs(l - lf);
+        double gerr = 0;
+        for (int64_t v = 0; v < V; v++) gerr = std::max(gerr, std::fabs(dz[(size_t) v] - (double) dzf[(size_t) v]));
+        r.max_rel_err = std::max(r.max_abs_err / std::fabs(l), gerr / 0.5);
+        r.n_checked = V + 1;
+        r.passed = r.max_rel_err <= r.tolerance;
+        out.push_back(r);
     }
     return out;
 }

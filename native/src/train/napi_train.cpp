@@ -354,6 +354,8 @@ TrainConfig train_config_from_js(const Napi::Object & o) {
     c.checkpoint_path = opt_string(o, "checkpointPath", "");
     c.checkpoint_every = opt_int(o, "checkpointEvery", 0, 0, INT64_MAX);
     c.stop_after_steps = opt_int(o, "stopAfterSteps", -1, -1, INT64_MAX);
+    c.max_steps = opt_int(o, "maxSteps", -1, -1, INT64_MAX);
+    if (c.max_steps == 0) throw Napi::RangeError::New(env, "option maxSteps must be >= 1");
     if (c.warmup_ratio < 0 || c.warmup_ratio > 1) throw Napi::RangeError::New(env, "option warmupRatio must be in [0, 1]");
     if (c.schedule.min_lr_ratio < 0 || c.schedule.min_lr_ratio > 1) throw Napi::RangeError::New(env, "option minLrRatio must be in [0, 1]");
     return c;
@@ -380,12 +382,14 @@ Napi::Value run_training(const Napi::CallbackInfo & info) {
                 const StepRecord r = *p.record;
                 const int64_t total = p.total_steps;
                 const double elapsed = p.elapsed, tps = p.tokens_per_second, eta = p.eta;
-                job.progress([r, total, elapsed, tps, eta](Napi::Env env) {
+                const bool ck = p.checkpointed;
+                job.progress([r, total, elapsed, tps, eta, ck](Napi::Env env) {
                     Napi::Object o = record_to_js(env, r);
                     o.Set("totalSteps", (double) total);
                     o.Set("elapsed", elapsed);
                     o.Set("tokensPerSecond", tps);
                     o.Set("eta", eta);
+                    o.Set("checkpointed", ck);
                     return o;
                 });
             },

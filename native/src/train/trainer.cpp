@@ -35,7 +35,10 @@ double now_seconds() {
 
 Trainer::Trainer(Backend & backend, const Dataset & data, const TrainConfig & config)
     : backend_(backend), data_(data), config_(config), plan_(data, config.plan),
-      schedule_(make_schedule(config, plan_.total_steps())) {
+      schedule_(make_schedule(config, config.max_steps >= 0 ? std::min(config.max_steps, plan_.total_steps())
+                                                             : plan_.total_steps())) {
+    total_steps_ = schedule_.total_steps;
+    if (total_steps_ < 1) throw std::invalid_argument("maxSteps must be >= 1");
     if (!(schedule_.lr > 0.0f)) throw std::invalid_argument("learning rate must be > 0");
     const PlanConfig & p = config_.plan;
     const LoraConfig & l = backend_.layout().config;
@@ -47,7 +50,7 @@ Trainer::Trainer(Backend & backend, const Dataset & data, const TrainConfig & co
                        hf(schedule_.min_lr_ratio), (uint64_t) schedule_.warmup_steps, (uint64_t) schedule_.decay,
                        hf(a.beta1), hf(a.beta2), hf(a.eps), hf(a.weight_decay), hf(config_.max_grad_norm), config_.seed,
                        (uint64_t) l.rank, hf(l.alpha), hf(l.dropout), (uint64_t) l.targets, (uint64_t) m.n_vocab,
-                       (uint64_t) m.n_embd, (uint64_t) m.n_layer, (uint64_t) m.n_ff}) {
+                       (uint64_t) m.n_embd, (uint64_t) m.n_layer, (uint64_t) m.n_ff, (uint64_t) total_steps_}) {
         h = hash_combine(h, v);
     }
     fingerprint_ = h;
@@ -79,7 +82,7 @@ void Trainer::resume(const std::string & path) {
                                         "configuration changed)");
     }
     if ((int64_t) s.params.size() != backend_.layout().n_params) throw std::runtime_error(path + ": parameter count differs");
-    if (s.step < 0 || s.step > plan_.total_steps()) throw std::runtime_error(path + ": step out of range");
+    if (s.step < 0 || s.step > total_steps_) throw std::runtime_error(path + ": step out of range");
     backend_.write_params(s.params.data());
     backend_.write_moments(s.m.data(), s.v.data());
     step_ = s.step;
@@ -94,7 +97,7 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
                          const std::function<bool()> & cancelled) {
     TrainResult res;
     res.start_step = step_;
-    res.total_steps = plan_.total_steps();
+    res.total_steps = total_steps_;
     const double t0 = now_seconds();
     int64_t call_tokens = 0, call_steps = 0;
     const float dropout = backend_.layout().config.dropout;
@@ -104,7 +107,7 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
         res.checkpoint = config_.checkpoint_path;
     };
 
-    while (step_ < plan_.total_steps()) {
+    while (step_ < total_steps_) {
         if (config_.stop_after_steps >= 0 && call_steps >= config_.stop_after_steps) break;
         const double ts = now_seconds();
         std::vector<MicroBatch> mbs;
@@ -165,18 +168,21 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
         seconds_ += rec.seconds;
         history_.push_back(rec);
         res.records.push_back(rec);
-        if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < plan_.total_steps()) {
+        bool checkpointed = false;
+        if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < total_steps_ &&
+            !config_.checkpoint_path.empty()) {
             checkpoint();
+            checkpointed = true;
         }
         if (on_step) {
             const double elapsed = now_seconds() - t0;
-            TrainProgress p{&rec, plan_.total_steps(), elapsed, elapsed > 0 ? (double) call_tokens / elapsed : 0.0,
-                            (double) (plan_.total_steps() - step_) * elapsed / (double) call_steps};
+            TrainProgress p{&rec, total_steps_, elapsed, elapsed > 0 ? (double) call_tokens / elapsed : 0.0,
+                            (double) (total_steps_ - step_) * elapsed / (double) call_steps, checkpointed};
             on_step(p);
         }
     }
     res.end_step = step_;
-    res.completed = step_ == plan_.total_steps();
+    res.completed = step_ == total_steps_;
     res.tokens_seen = tokens_seen_;
     res.loss_tokens_seen = loss_tokens_seen_;
     res.seconds = seconds_;

@@ -28,6 +28,7 @@ struct TrainConfig {
     std::string checkpoint_path;  // empty: no checkpoints
     int64_t checkpoint_every = 0; // steps; 0: only when stopping early or cancelled
     int64_t stop_after_steps = -1;   // stop after this many steps in this call (-1: run to the end)
+    int64_t max_steps = -1;          // cap on the plan's steps (-1: all): the schedule spans the cap
 };
 
 struct StepRecord {
@@ -47,6 +48,7 @@ struct TrainProgress {
     double elapsed;            // seconds in this call
     double tokens_per_second;  // real tokens / elapsed, this call
     double eta;                // seconds to the end of the plan at this call's pace
+    bool checkpointed;         // a checkpoint holding this step was just written
 };
 
 struct TrainResult {
@@ -67,6 +69,7 @@ class Trainer {
     // A checkpoint resumes only a run with the same fingerprint.
     uint64_t fingerprint() const { return fingerprint_; }
     const DataPlan & plan() const { return plan_; }
+    int64_t total_steps() const { return total_steps_; }
     const Schedule & schedule() const { return schedule_; }
 
     // Loads parameters, optimizer state, step and counters. Throws on a mismatch.
@@ -85,6 +88,7 @@ class Trainer {
     DataPlan plan_;
     Schedule schedule_;
     uint64_t fingerprint_ = 0;
+    int64_t total_steps_ = 0;   // the plan's, or max_steps when smaller
 
     int64_t step_ = 0;      // next step to run
     int64_t updates_ = 0;   // AdamW updates done (steps with no loss target update nothing)

@@ -283,8 +283,8 @@ double CpuTransformer<T>::loss_and_grad(const PackedBatch & b, T * dxnf, T grad_
         auto rows = [&](int64_t j0, int64_t j1) {
             for (int64_t j = j0; j < j1; j++) {
                 T * z = logits.data() + j * V;
-                loss[(size_t) (c0 + j)] = ops::cross_entropy<T>(dxnf ? z : nullptr, z, V,
-                                                                b.loss_targets[(size_t) (c0 + j)], grad_scale);
+                // In place: the logits are scratch, the row's gradient replaces them.
+                loss[(size_t) (c0 + j)] = ops::cross_entropy<T>(z, z, V, b.loss_targets[(size_t) (c0 + j)], grad_scale);
             }
         };
         if (pool_) pool_->parallel_range(m, 1, rows);

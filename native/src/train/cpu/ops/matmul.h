@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace selftune::train::ops {
 
@@ -116,53 +117,84 @@ void matmul_forward(ThreadPool * pool, T * y, const T * x, const T * W, const T 
     else for (int64_t k = 0; k < n_blocks; k++) task(k);
 }
 
+// dx[n][c0:c1] += alpha * sum_{o in [o0, o1)} dy[n][o] W[o][c0:c1], o ascending.
 template <typename T>
-void matmul_backward_x(ThreadPool * pool, T * dx, const T * dy, const T * W, int64_t N, int64_t I, int64_t O,
-                       T alpha = 1) {
+void matmul_backward_x_block(T * dx, const T * dy, const T * W, int64_t N, int64_t I, int64_t O, int64_t c0,
+                             int64_t c1, int64_t o_begin, int64_t o_end, T alpha) {
     constexpr int R = 4;                 // rows of dx per register tile
     constexpr int64_t IB = 2 * kLanes;   // columns of dx per register tile
-    constexpr int64_t OB = 256;          // rows of W per pass: a [OB x col_block] slice stays in cache
-    // A task owns a block of dx's columns for every row, so each element of dx is written
-    // by one task, summing over o in a fixed order (o-blocks ascending, then o). W is read
-    // from memory once in total, which matters when O is a 150k-token vocabulary.
-    const int64_t col_block = 128;
-    const int64_t n_cb = (I + col_block - 1) / col_block;
-    auto task = [&](int64_t cb) {
-        const int64_t c0 = cb * col_block, c1 = std::min(I, c0 + col_block);
-        for (int64_t o0 = 0; o0 < O; o0 += OB) {
-            const int64_t o1 = std::min(O, o0 + OB);
-            for (int64_t n = 0; n < N; n += R) {
-                const int nr = (int) std::min<int64_t>(R, N - n);
-                for (int64_t i0 = c0; i0 < c1; i0 += IB) {
-                    const int64_t w = std::min<int64_t>(IB, c1 - i0);
-                    T acc[R][IB] = {};
-                    if (w == IB && nr == R) {
-                        for (int64_t o = o0; o < o1; o++) {
-                            const T * wr = W + o * I + i0;
-                            for (int r = 0; r < R; r++) {
-                                const T g = dy[(n + r) * O + o];
-                                for (int64_t l = 0; l < IB; l++) acc[r][l] += g * wr[l];
-                            }
-                        }
-                    } else {
-                        for (int64_t o = o0; o < o1; o++) {
-                            const T * wr = W + o * I + i0;
-                            for (int r = 0; r < nr; r++) {
-                                const T g = dy[(n + r) * O + o];
-                                for (int64_t l = 0; l < w; l++) acc[r][l] += g * wr[l];
-                            }
+    constexpr int64_t OB = 256;          // rows of W per pass: a [OB x (c1-c0)] slice stays in cache
+    for (int64_t o0 = o_begin; o0 < o_end; o0 += OB) {
+        const int64_t o1 = std::min(o_end, o0 + OB);
+        for (int64_t n = 0; n < N; n += R) {
+            const int nr = (int) std::min<int64_t>(R, N - n);
+            for (int64_t i0 = c0; i0 < c1; i0 += IB) {
+                const int64_t w = std::min<int64_t>(IB, c1 - i0);
+                T acc[R][IB] = {};
+                if (w == IB && nr == R) {
+                    for (int64_t o = o0; o < o1; o++) {
+                        const T * wr = W + o * I + i0;
+                        for (int r = 0; r < R; r++) {
+                            const T g = dy[(n + r) * O + o];
+                            for (int64_t l = 0; l < IB; l++) acc[r][l] += g * wr[l];
                         }
                     }
-                    for (int r = 0; r < nr; r++) {
-                        T * d = dx + (n + r) * I + i0;
-                        for (int64_t l = 0; l < w; l++) d[l] += alpha * acc[r][l];
+                } else {
+                    for (int64_t o = o0; o < o1; o++) {
+                        const T * wr = W + o * I + i0;
+                        for (int r = 0; r < nr; r++) {
+                            const T g = dy[(n + r) * O + o];
+                            for (int64_t l = 0; l < w; l++) acc[r][l] += g * wr[l];
+                        }
                     }
+                }
+                for (int r = 0; r < nr; r++) {
+                    T * d = dx + (n + r) * I + i0;
+                    for (int64_t l = 0; l < w; l++) d[l] += alpha * acc[r][l];
                 }
             }
         }
+    }
+}
+
+template <typename T>
+void matmul_backward_x(ThreadPool * pool, T * dx, const T * dy, const T * W, int64_t N, int64_t I, int64_t O,
+                       T alpha = 1) {
+    // A task owns a block of dx's columns for every row and sums over o in a fixed order,
+    // so W is read from memory once in total (it matters when O is a 150k vocabulary).
+    const int64_t col_block = 128;
+    const int64_t n_cb = (I + col_block - 1) / col_block;
+    // With few column blocks (a narrow I, e.g. the tiny model's 64-wide output projection)
+    // cores would idle: O is also split into a fixed number of chunks, each summed into its
+    // own buffer, and the buffers are added in chunk order. The split depends on the shape
+    // only, never on the thread count, so the result is still deterministic.
+    const int64_t n_oc = n_cb >= 8 ? 1 : std::clamp<int64_t>(O / 2048, 1, 16);
+    if (n_oc == 1) {
+        auto task = [&](int64_t cb) {
+            matmul_backward_x_block(dx, dy, W, N, I, O, cb * col_block, std::min(I, (cb + 1) * col_block), 0, O, alpha);
+        };
+        if (pool) pool->parallel_for(n_cb, task);
+        else for (int64_t k = 0; k < n_cb; k++) task(k);
+        return;
+    }
+    const int64_t oc = (O + n_oc - 1) / n_oc;
+    std::vector<T> part((size_t) (n_oc * N * I), T(0));
+    auto task = [&](int64_t t) {
+        const int64_t c = t / n_cb, cb = t % n_cb;
+        matmul_backward_x_block(part.data() + c * N * I, dy, W, N, I, O, cb * col_block,
+                                std::min(I, (cb + 1) * col_block), c * oc, std::min(O, (c + 1) * oc), T(1));
     };
-    if (pool) pool->parallel_for(n_cb, task);
-    else for (int64_t k = 0; k < n_cb; k++) task(k);
+    if (pool) pool->parallel_for(n_oc * n_cb, task);
+    else for (int64_t k = 0; k < n_oc * n_cb; k++) task(k);
+    auto sum = [&](int64_t k0, int64_t k1) {
+        for (int64_t k = k0; k < k1; k++) {
+            T s = 0;
+            for (int64_t c = 0; c < n_oc; c++) s += part[(size_t) (c * N * I + k)];
+            dx[k] += alpha * s;
+        }
+    };
+    if (pool) pool->parallel_range(N * I, 4096, sum);
+    else sum(0, N * I);
 }
 
 template <typename T>

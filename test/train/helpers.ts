@@ -1,0 +1,66 @@
+// Shared fixtures for the training-engine tests: tiny synthesized models, SFT texts made
+// with the one training-text builder (plugins/prompts), and their response-only masks.
+import { loadModel, type Model } from "../../native/index.ts";
+import { cachedModel, tinyModel, type SynthArch, type SynthType } from "../../native/gguf/index.ts";
+import { lossMask, packExamples, type TrainData, type TrainExample } from "../../native/train.ts";
+import { trainingText } from "../../plugins/prompts/prompts.ts";
+
+export const PAIRS: [string, string][] = [
+  ["Say hi.", "Hi!"],
+  ["Add 2 and 3.", "5"],
+  ["Name a color.", "Blue."],
+  ["What is the capital of France?", "Paris."],
+  ["Say goodbye politely.", "Goodbye, and thank you!"],
+  ["Count to three.", "1, 2, 3."],
+  ["What is 1+1?", "2"],
+  ["Name an animal that can fly.", "A sparrow."],
+  ["Give the opposite of hot.", "Cold."],
+  ["Spell cat backwards.", "tac"],
+  ["Name a fruit.", "An apple."],
+  ["What color is the sky on a clear day?", "Blue."],
+];
+
+export function tiny(arch: SynthArch = "qwen2", type: SynthType = "f32"): Promise<string> {
+  return tinyModel({ arch, type });
+}
+
+/** The tiny shape widened to 256 so that K-quants (256-element blocks) apply to every matrix. */
+export function tiny256(arch: SynthArch = "qwen2"): Promise<string> {
+  return cachedModel("tiny", { arch, type: "f32", shape: { hidden: 256, ffn: 512, heads: 4, kvHeads: 2 } });
+}
+
+const tokenizers = new Map<string, Promise<Model>>();
+/** A vocabulary-only load of the model's tokenizer (cached per path for the test process). */
+export function tokenizer(path: string): Promise<Model> {
+  let t = tokenizers.get(path);
+  if (!t) {
+    t = loadModel(path, { vocabOnly: true });
+    tokenizers.set(path, t);
+  }
+  return t;
+}
+
+export function examples(tok: Model, pairs: [string, string][] = PAIRS): TrainExample[] {
+  return pairs.map(([i, r]) => {
+    const t = trainingText(i, r);
+    const m = lossMask(tok, t.text, t.lossBytes);
+    return { tokens: m.tokens, loss: m.loss };
+  });
+}
+
+export async function sftData(path: string, pairs: [string, string][] = PAIRS): Promise<TrainData> {
+  return packExamples(examples(await tokenizer(path), pairs));
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}
+
+export function bitEqual(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}

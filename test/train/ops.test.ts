@@ -1,0 +1,64 @@
+// The engine's gradient checks (native/src/train/gradcheck.cpp), run through the addon:
+// every op's backward and the whole model's LoRA gradient against central differences in
+// double precision, the blocked float kernels against plain references, thread-count
+// independence, padding invariance, float vs double.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { selfCheck, type SelfCheckResult } from "../../native/train.ts";
+
+let results: SelfCheckResult[];
+beforeAll(async () => {
+  results = await selfCheck({ seed: 1, threads: 2 });
+});
+
+const find = (name: string) => {
+  const r = results.find((x) => x.name === name);
+  if (!r) throw new Error(`no check named ${name}; have ${results.map((x) => x.name).join(", ")}`);
+  return r;
+};
+
+describe("gradient checks (double precision, central differences)", () => {
+  const ops = [
+    "matmul.dx", "matmul.dW", "matmul.dx (blocked)", "matmul.dW (blocked)",
+    "rmsnorm.dx", "rmsnorm.dw", "rope.norm.dx", "rope.neox.dx",
+    "attention.dq", "attention.dk", "attention.dv", "attention.causal_mask",
+    "swiglu.dgate", "swiglu.dup", "embedding.dE", "cross_entropy.dz",
+  ];
+  for (const name of ops) {
+    test(name, () => {
+      const r = find(name);
+      expect(r.checked).toBeGreaterThan(0);
+      expect(r.maxRelErr).toBeLessThanOrEqual(r.tolerance);
+      expect(r.passed).toBe(true);
+    });
+  }
+
+  for (const arch of ["llama", "qwen2"]) {
+    test(`whole ${arch} model, LoRA on all seven projections, dropout off and on`, () => {
+      for (const name of [`model.${arch}.lora_grad`, `model.${arch}.dropout.lora_grad`]) {
+        const r = find(name);
+        expect(r.checked).toBeGreaterThanOrEqual(400);
+        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.passed).toBe(true);
+      }
+    });
+    test(`${arch}: a padded micro-batch equals its sequences one by one; float engine tracks the double one`, () => {
+      expect(find(`model.${arch}.padding_invariance`).maxAbsErr).toBe(0);
+      expect(find(`model.${arch}.float_vs_double`).passed).toBe(true);
+    });
+  }
+});
+
+describe("kernels", () => {
+  test("blocked matmuls match the references and do not depend on the thread count", () => {
+    const kernels = results.filter((r) => r.group === "kernel" && r.name.startsWith("kernel.matmul"));
+    expect(kernels.length).toBeGreaterThanOrEqual(16);
+    for (const r of kernels) expect({ name: r.name, passed: r.passed }).toEqual({ name: r.name, passed: true });
+  });
+  test("fast exp and the one-pass float cross-entropy", () => {
+    expect(find("kernel.fast_expf[-86, 88]").passed).toBe(true);
+    expect(find("kernel.cross_entropy float vs double [V=151936]").passed).toBe(true);
+  });
+  test("nothing failed", () => {
+    expect(results.filter((r) => !r.passed).map((r) => r.name)).toEqual([]);
+  });
+});
