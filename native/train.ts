@@ -37,6 +37,7 @@ interface TrainAddon {
   trainLogits(s: Handle, tokens: Int32Array, opts: object): Promise<Float32Array>;
   trainGreedy(s: Handle, prompt: Int32Array, opts: object, cancel?: NativeCancelSource): Promise<Int32Array>;
   trainSelfCheck(opts: object): Promise<SelfCheckResult[]>;
+  trainPlan(data: TrainData, opts: object): TrainPlan;
 }
 
 function addon(): TrainAddon {
@@ -347,6 +348,20 @@ export class TrainSession {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+export interface TrainPlan {
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Examples longer than maxLength (cut). */
+  truncated: number;
+  /** steps[k][m] = example indices of micro-batch m of step k, in the order training uses. */
+  steps: number[][][];
+}
+
+/** The order training visits the data in (specs/training.md, "Data order"), without training. */
+export function planTraining(data: TrainData, opts: Pick<TrainOptions, "epochs" | "microBatch" | "gradAccum" | "bucketWindow" | "maxLength" | "dataSeed" | "maxSteps"> = {}): TrainPlan {
+  return addon().trainPlan(data, opts);
 }
 
 /** Gradient checks of every op and the whole model, kernel checks (specs/training.md). */

@@ -554,6 +554,34 @@ Napi::Value greedy(const Napi::CallbackInfo & info) {
     });
 }
 
+// trainPlan(data, {epochs, microBatch, gradAccum, bucketWindow, maxLength, dataSeed, maxSteps})
+//   -> {stepsPerEpoch, totalSteps, truncated, steps: number[][][]}: the example indices of every
+// micro-batch of every step, as training would visit them (inspection and tests).
+Napi::Value plan_preview(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Dataset data = dataset_from_js(info[0], INT32_MAX);
+    const TrainConfig cfg = train_config_from_js(opt_object(info[1], "plan options"));
+    DataPlan plan(data, cfg.plan);
+    const int64_t total = cfg.max_steps >= 0 ? std::min(cfg.max_steps, plan.total_steps()) : plan.total_steps();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("stepsPerEpoch", (double) plan.steps_per_epoch());
+    o.Set("totalSteps", (double) total);
+    o.Set("truncated", (double) plan.n_truncated());
+    Napi::Array steps = Napi::Array::New(env, (size_t) total);
+    for (int64_t k = 0; k < total; k++) {
+        const auto mbs = plan.step_batches(k);
+        Napi::Array a = Napi::Array::New(env, mbs.size());
+        for (size_t i = 0; i < mbs.size(); i++) {
+            Napi::Array b = Napi::Array::New(env, mbs[i].size());
+            for (size_t j = 0; j < mbs[i].size(); j++) b.Set((uint32_t) j, (double) mbs[i][j]);
+            a.Set((uint32_t) i, b);
+        }
+        steps.Set((uint32_t) k, a);
+    }
+    o.Set("steps", steps);
+    return o;
+}
+
 // trainSelfCheck(seed, threads) -> Promise<[{group, name, maxAbsErr, maxRelErr, n, tolerance, passed}]>
 Napi::Value self_check(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -616,6 +644,7 @@ void register_train(Napi::Env env, Napi::Object exports) {
     fn("trainLogits", guarded<logits>);
     fn("trainGreedy", guarded<greedy>);
     fn("trainSelfCheck", guarded<self_check>);
+    fn("trainPlan", guarded<plan_preview>);
 }
 
 }  // namespace selftune
