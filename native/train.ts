@@ -197,7 +197,10 @@ export interface TrainProgress extends StepRecord {
 }
 
 export interface TrainResult {
+  /** The steps run by this call. */
   records: StepRecord[];
+  /** Every step of the run so far, resumed parts included (carried in checkpoints). */
+  history: StepRecord[];
   startStep: number;
   endStep: number;
   totalSteps: number;

@@ -396,11 +396,15 @@ Napi::Value run_training(const Napi::CallbackInfo & info) {
             [&job] { return job.cancelled(); });
         if (res.cancelled) throw Cancelled();
         const uint64_t fp = trainer.fingerprint();
-        return [res, truncated, warmup, fp](Napi::Env env) -> Napi::Value {
+        auto history = std::make_shared<std::vector<StepRecord>>(trainer.history());
+        return [res, truncated, warmup, fp, history](Napi::Env env) -> Napi::Value {
             Napi::Object o = Napi::Object::New(env);
             Napi::Array recs = Napi::Array::New(env, res.records.size());
             for (size_t i = 0; i < res.records.size(); i++) recs.Set((uint32_t) i, record_to_js(env, res.records[i]));
             o.Set("records", recs);
+            Napi::Array hist = Napi::Array::New(env, history->size());
+            for (size_t i = 0; i < history->size(); i++) hist.Set((uint32_t) i, record_to_js(env, (*history)[i]));
+            o.Set("history", hist);
             o.Set("startStep", (double) res.start_step);
             o.Set("endStep", (double) res.end_step);
             o.Set("totalSteps", (double) res.total_steps);
