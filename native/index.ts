@@ -541,3 +541,15 @@ export async function quantize(inPath: string, outPath: string, type: QuantType,
 export function trainingAddon(): unknown {
   return native();
 }
+
+// ---- generation (native/generate.ts) ----------------------------------------------------
+// Batched generation lives in native/generate.ts and is re-exported here; this is its only
+// access to the loaded addon.
+
+/** @internal the loaded addon, for native/generate.ts only. */
+export function generationAddon(): unknown {
+  return native();
+}
+
+export { generate, generateStream, textWithStop } from "./generate.ts";
+export type { GenerateOptions, GenerateOutput, GenerateProgress, GenerateRequest, GenerateResult, GenerateStats, GenerateTimings, SamplingOptions, StopReason } from "./generate.ts";

@@ -1,0 +1,337 @@
+// Batched generation (native/generate.ts): batched == alone for greedy and seeded
+// sampling, prefix reuse == no reuse, stop strings, max tokens, eos, adapters, streaming,
+// cancellation.
+//
+// The tiny llama model is used (its separate output matrix gives varied greedy text; the
+// tied qwen2 tiny repeats one token). Exactness: f32 KV cache and flash attention off, as
+// in score.test.ts, so that differently shaped batches compute the same logits. One
+// thread per context: the CI box has 2 shared cores, and ggml's barrier-synchronised
+// threads slow down by orders of magnitude when a core is taken away.
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+
+setDefaultTimeout(120_000);
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generate, generateStream, loadAdapter, loadModel, textWithStop, type Context, type GenerateRequest, type GenerateResult, type Model } from "../../native/index.ts";
+import { gv, readGguf, readTensorF32, writeGguf } from "../../native/gguf/index.ts";
+import { GgmlType } from "../../native/gguf/types.ts";
+import { tiny, writeTinyLora } from "./helpers.ts";
+
+const EXACT = { kvType: "f32", flashAttention: "off", threads: 1 } as const;
+const HEADER =
+  "Instruction: Name a colour.\nResponse: Blue.\nEND\n\nInstruction: Add two and two.\nResponse: Four.\nEND\n\n" +
+  "Instruction: Name a planet.\nResponse: Mars.\nEND\n\n";
+
+let dir: string;
+let modelPath: string;
+let model: Model;
+let alone: Context;
+
+/** 17 requests: 9 share a few-shot header, 8 do not; prompt lengths 1..~70 tokens; maxTokens 4..36. */
+function mixedRequests(): GenerateRequest[] {
+  const tails = ["Write a poem.", "What is 2+2?", "Name a fruit.", "Say hello.", "Count to five.", "Describe the sea.", "Why is the sky blue?", "List three animals.", "Spell cat."];
+  const shared = tails.map((t, i) => ({ prompt: `${HEADER}Instruction: ${t}\nResponse:`, sampling: { maxTokens: 4 + ((i * 7) % 33) } }));
+  const own = ["Hi", "The quick brown fox jumps over the lazy dog and then", "Once upon a time", "1, 2, 3,", "Paris is the capital of", "A", "In 1492, Columbus", "def main():"];
+  return [...shared, ...own.map((p, i) => ({ prompt: p, sampling: { maxTokens: 36 - ((i * 5) % 30) } }))];
+}
+
+async function aloneEach(reqs: GenerateRequest[], opts: Parameters<typeof generate>[2] = {}): Promise<GenerateResult[]> {
+  const out: GenerateResult[] = [];
+  for (const r of reqs) out.push((await generate(alone, [r], opts)).results[0]!);
+  return out;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "selftune-generate-"));
+  modelPath = await tiny({ arch: "llama" });
+  model = await loadModel(modelPath, { contextSize: 4096, parallel: 8, ...EXACT });
+  alone = await model.createContext({ contextSize: 1024, parallel: 1, ...EXACT });
+});
+afterAll(() => {
+  alone?.dispose();
+  model?.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("batched == alone", () => {
+  test("greedy: 17 requests in 8 sequences, shared header or not, different lengths", async () => {
+    const reqs = mixedRequests();
+    const batched = await generate(model, reqs);
+    const single = await aloneEach(reqs, { reusePrefix: false });
+    expect(batched.results.length).toBe(reqs.length);
+    for (let i = 0; i < reqs.length; i++) {
+      const b = batched.results[i]!;
+      expect(b.index).toBe(i);
+      expect(b.tokens).toEqual(single[i]!.tokens);
+      expect(b.text).toBe(single[i]!.text);
+      expect(b.stop).toBe("length");
+      expect(b.nTokens).toBe(reqs[i]!.sampling!.maxTokens!);
+      // The concatenated pieces: a continuation keeps its leading space (detokenize drops it).
+      expect(b.text).toBe(new TextDecoder().decode(Buffer.concat(b.tokens.map((t) => model.tokenBytes(t)))));
+    }
+    // Continuous batching: far fewer decodes than generated tokens; the header was shared.
+    expect(batched.stats.decodeCalls).toBeLessThan(batched.stats.tokensGenerated / 3);
+    expect(batched.stats.tokensReused).toBeGreaterThan(0);
+    expect(batched.stats.tokensGenerated).toBe(reqs.reduce((s, r) => s + r.sampling!.maxTokens!, 0));
+  });
+
+  test("seeded sampling (top-k, top-p, min-p, temperature, repetition penalty)", async () => {
+    const sampling = { temperature: 0.9, topK: 50, topP: 0.95, minP: 0.02, repetitionPenalty: 1.2, repetitionWindow: 16 };
+    const reqs = mixedRequests().map((r, i) => ({ ...r, sampling: { ...r.sampling, ...sampling, seed: 1000 + i } }));
+    const batched = await generate(model, reqs);
+    const single = await aloneEach(reqs);
+    for (let i = 0; i < reqs.length; i++) expect(batched.results[i]!.tokens).toEqual(single[i]!.tokens);
+    // ... and the seeds matter.
+    const reseeded = await generate(model, reqs.map((r) => ({ ...r, sampling: { ...r.sampling, seed: r.sampling.seed + 1 } })));
+    const same = reseeded.results.filter((r, i) => r.text === batched.results[i]!.text).length;
+    expect(same).toBeLessThan(3);
+  });
+
+  test("sampling spread over threads gives the same tokens as one thread", async () => {
+    const ctx = await model.createContext({ contextSize: 2048, parallel: 8, kvType: "f32", flashAttention: "off", threads: 2 });
+    try {
+      const reqs = mixedRequests().map((r, i) => ({ ...r, sampling: { ...r.sampling, temperature: 1, seed: i } }));
+      const one = await generate(model, reqs);
+      const two = await generate(ctx, reqs);
+      for (let i = 0; i < reqs.length; i++) expect(two.results[i]!.tokens).toEqual(one.results[i]!.tokens);
+    } finally {
+      ctx.dispose();
+    }
+  });
+
+  test("a small batch (prompt chunks, fewer slots than sequences) changes nothing", async () => {
+    const reqs = mixedRequests();
+    const small = await model.createContext({ contextSize: 2048, parallel: 8, batchSize: 6, ubatchSize: 6, ...EXACT });
+    try {
+      const a = await generate(small, reqs);
+      const b = await generate(model, reqs);
+      for (let i = 0; i < reqs.length; i++) expect(a.results[i]!.tokens).toEqual(b.results[i]!.tokens);
+    } finally {
+      small.dispose();
+    }
+  });
+
+  test("without a seed, equal prompts give different samples, reproducibly", async () => {
+    const reqs = Array.from({ length: 6 }, () => ({ prompt: "Once upon a time", sampling: { temperature: 1, maxTokens: 12 } }));
+    const a = await generate(model, reqs);
+    const b = await generate(model, reqs);
+    expect(new Set(a.results.map((r) => r.text)).size).toBeGreaterThan(3);
+    expect(b.results.map((r) => r.text)).toEqual(a.results.map((r) => r.text));
+    const other = await generate(model, reqs, { sampling: { seed: 7 } });
+    expect(other.results.map((r) => r.text)).not.toEqual(a.results.map((r) => r.text));
+  });
+});
+
+describe("shared prefixes", () => {
+  test("prefix reuse gives the same greedy output as no reuse; explicit prefix too", async () => {
+    const reqs = mixedRequests();
+    model.context; // the default context keeps its prefix cache between calls
+    const reuse = await generate(model, reqs);
+    const none = await generate(model, reqs, { reusePrefix: false });
+    expect(none.stats.tokensReused).toBe(0);
+    expect(none.stats.prefixTokens).toBe(0);
+    expect(reuse.stats.tokensReused).toBeGreaterThan(8 * 30);
+    for (let i = 0; i < reqs.length; i++) expect(reuse.results[i]!.tokens).toEqual(none.results[i]!.tokens);
+    const headerIds = model.tokenize(HEADER);
+    const explicit = await generate(model, [
+      { prefix: headerIds, prompt: "Instruction: Say hello.\nResponse:", sampling: { maxTokens: 10 } },
+      { prefix: HEADER, prompt: "Instruction: Spell cat.\nResponse:", sampling: { maxTokens: 10 } },
+    ]);
+    const joined = await generate(alone, [
+      { prompt: [...headerIds, ...model.tokenize("Instruction: Say hello.\nResponse:")], sampling: { maxTokens: 10 } },
+      { prompt: [...headerIds, ...model.tokenize("Instruction: Spell cat.\nResponse:")], sampling: { maxTokens: 10 } },
+    ]);
+    expect(explicit.results.map((r) => r.tokens)).toEqual(joined.results.map((r) => r.tokens));
+    expect(explicit.results.every((r) => r.promptTokensReused >= headerIds.length)).toBe(true);
+  });
+
+  test("several headers in one call", async () => {
+    const headers = [HEADER, "Q: What is one plus one?\nA: Two.\n\nQ: What colour is grass?\nA: Green.\n\n", "### Task list\n1. Write a letter to a friend.\n2. Plan a trip.\n"];
+    const reqs = headers.flatMap((h, k) => ["alpha", "beta", "gamma", "delta", "epsilon"].map((w) => ({ prompt: `${h}${w} ${k}:`, sampling: { maxTokens: 8 } })));
+    const out = await generate(model, reqs);
+    const single = await aloneEach(reqs, { reusePrefix: false });
+    for (let i = 0; i < reqs.length; i++) expect(out.results[i]!.tokens).toEqual(single[i]!.tokens);
+    expect(out.stats.prefixTokens).toBeGreaterThan(0);
+    expect(out.stats.tokensReused).toBeGreaterThan(out.stats.prefixTokens);
+  });
+});
+
+describe("stopping", () => {
+  const prompt = "The quick brown fox jumps over the lazy dog and then";
+
+  async function full(maxTokens = 40) {
+    return (await generate(model, [{ prompt, sampling: { maxTokens } }])).results[0]!;
+  }
+
+  test("maxTokens is respected", async () => {
+    for (const n of [1, 2, 7]) {
+      const r = (await generate(model, [{ prompt, sampling: { maxTokens: n } }])).results[0]!;
+      expect(r.nTokens).toBe(n);
+      expect(r.tokens.length).toBe(n);
+      expect(r.stop).toBe("length");
+      expect(r.stopString).toBeNull();
+    }
+  });
+
+  test("a stop string spanning two tokens stops generation and is reported", async () => {
+    const ref = await full();
+    const enc = new TextEncoder();
+    const pieces = ref.tokens.map((t) => model.tokenBytes(t));
+    // A boundary with ASCII text on both sides, a few tokens in.
+    let k = 2;
+    const ascii = (b: Uint8Array) => b.length > 0 && b.every((c) => c > 0x20 && c < 0x7f);
+    while (k + 1 < pieces.length && !(ascii(pieces[k]!) && ascii(pieces[k + 1]!))) k++;
+    expect(k + 1).toBeLessThan(pieces.length);
+    const dec = new TextDecoder();
+    const stop = dec.decode(pieces[k]!.slice(-1)) + dec.decode(pieces[k + 1]!.slice(0, 1));
+    const bytes = enc.encode(ref.text);
+    const at = Buffer.from(bytes).indexOf(Buffer.from(stop));
+    let cum = 0, need = 0;
+    while (cum < at + stop.length) cum += pieces[need++]!.length;
+
+    const r = (await generate(model, [{ prompt, sampling: { maxTokens: 40, stop: ["never appears §§", stop] } }])).results[0]!;
+    expect(r.stop).toBe("stop");
+    expect(r.stopString).toBe(stop);
+    expect(r.text).toBe(dec.decode(bytes.slice(0, at)));
+    expect(r.tokens).toEqual(ref.tokens.slice(0, need));
+    expect(textWithStop(r)).toBe(r.text + stop);
+    expect(ref.text.startsWith(textWithStop(r))).toBe(true);
+  });
+
+  test("the earliest match wins; a stop inside one token cuts the text there", async () => {
+    const ref = await full();
+    const a = ref.text.slice(3, 6), b = ref.text.slice(10, 14);
+    const r = (await generate(model, [{ prompt, sampling: { maxTokens: 40, stop: [b, a] } }])).results[0]!;
+    const first = ref.text.indexOf(a) <= ref.text.indexOf(b) ? a : b;
+    expect(r.stopString).toBe(first);
+    expect(r.text).toBe(ref.text.slice(0, ref.text.indexOf(first)));
+  });
+
+  test("a stop string that never appears: length", async () => {
+    const r = (await generate(model, [{ prompt, sampling: { maxTokens: 12, stop: ["\u0000never"] } }])).results[0]!;
+    expect(r.stop).toBe("length");
+    expect(r.nTokens).toBe(12);
+  });
+
+  test("end of generation: stop 'eos', the eos token is not in the output", async () => {
+    // An adapter on the output matrix that gives eos the logit of the prompt's greedy
+    // first token times 4 (plus its own): eos wins at once for that prompt, and at some
+    // point for others.
+    const ref = await full(1);
+    const W = readTensorF32(readGguf(modelPath), "output.weight");
+    const H = model.info.embeddingSize, V = model.info.vocabSize, eos = model.info.eos!;
+    const A = new Float32Array(H * H);
+    for (let i = 0; i < H; i++) A[i * H + i] = 1;
+    const B = new Float32Array(H * V);
+    for (let i = 0; i < H; i++) B[eos * H + i] = 4 * W[ref.tokens[0]! * H + i]!;
+    const path = join(dir, "eos.gguf");
+    await writeGguf(path, {
+      metadata: [["general.type", gv.str("adapter")], ["general.architecture", gv.str("llama")], ["adapter.type", gv.str("lora")], ["adapter.lora.alpha", gv.f32(H)]],
+      tensors: [
+        { name: "output.weight.lora_a", type: GgmlType.F32, dims: [H, H], data: new Uint8Array(A.buffer) },
+        { name: "output.weight.lora_b", type: GgmlType.F32, dims: [H, V], data: new Uint8Array(B.buffer) },
+      ],
+    });
+    const adapter = await loadAdapter(model, path);
+    try {
+      const reqs = [{ prompt }, ...mixedRequests()].map((r) => ({ ...r, sampling: { maxTokens: 60 } }));
+      const out = await generate(model, reqs, { adapters: [{ adapter }] });
+      expect(out.results[0]!.stop).toBe("eos");
+      expect(out.results[0]!.nTokens).toBe(0);
+      expect(out.results[0]!.text).toBe("");
+      const eosed = out.results.filter((r) => r.stop === "eos");
+      expect(eosed.some((r) => r.nTokens > 0)).toBe(true);
+      for (const r of eosed) expect(r.tokens).not.toContain(eos);
+      // Batched == alone holds for eos too.
+      const single = await aloneEach(reqs.slice(0, 6), { adapters: [{ adapter }] });
+      for (let i = 0; i < 6; i++) expect(out.results[i]!.tokens).toEqual(single[i]!.tokens);
+    } finally {
+      adapter.dispose();
+    }
+  });
+
+  test("maxTokens is capped by the room left in the context", async () => {
+    const ctx = await model.createContext({ contextSize: 256, parallel: 2, ...EXACT });
+    try {
+      const ids = model.tokenize("one two three four five six seven eight nine ten ".repeat(40)).slice(0, ctx.info.contextSize - 4);
+      const r = (await generate(ctx, [{ prompt: ids, sampling: { maxTokens: 100 } }])).results[0]!;
+      expect(r.stop).toBe("length");
+      expect(r.nTokens).toBe(4);
+    } finally {
+      ctx.dispose();
+    }
+  });
+});
+
+describe("adapters", () => {
+  test("an adapter changes the output; scale 0 does not", async () => {
+    const lora = await loadAdapter(model, await writeTinyLora(join(dir, "lora.gguf"), { arch: "llama", rank: 4, alpha: 8 }));
+    try {
+      const reqs = mixedRequests();
+      const base = await generate(model, reqs);
+      const adapted = await generate(model, reqs, { adapters: [{ adapter: lora, scale: 2 }] });
+      const zero = await generate(model, reqs, { adapters: [{ adapter: lora, scale: 0 }] });
+      const changed = adapted.results.filter((r, i) => r.text !== base.results[i]!.text).length;
+      expect(changed).toBeGreaterThan(reqs.length / 2);
+      for (let i = 0; i < reqs.length; i++) expect(zero.results[i]!.tokens).toEqual(base.results[i]!.tokens);
+    } finally {
+      lora.dispose();
+    }
+  });
+});
+
+describe("streaming, progress, cancellation", () => {
+  test("onResult sees every result before the promise settles; progress ends at total", async () => {
+    const reqs = mixedRequests();
+    const seen: number[] = [];
+    const progress: { done: number; total: number; tokensGenerated: number; tokensPerSecond: number }[] = [];
+    const out = await generate(model, reqs, { onResult: (r) => seen.push(r.index), onProgress: (p) => progress.push(p) });
+    expect([...seen].sort((a, b) => a - b)).toEqual(reqs.map((_, i) => i));
+    const last = progress.at(-1)!;
+    expect(last.done).toBe(reqs.length);
+    expect(last.total).toBe(reqs.length);
+    expect(last.tokensGenerated).toBe(out.stats.tokensGenerated);
+    expect(last.tokensPerSecond).toBeGreaterThan(0);
+    expect(out.stats.tokensPerSecond).toBeGreaterThan(0);
+  });
+
+  test("generateStream yields every result; breaking early stops the run", async () => {
+    const reqs = mixedRequests();
+    const ref = await generate(model, reqs);
+    const got: GenerateResult[] = [];
+    for await (const r of generateStream(model, reqs)) got.push(r);
+    expect(got.length).toBe(reqs.length);
+    for (const r of got) expect(r.tokens).toEqual(ref.results[r.index]!.tokens);
+
+    const many = Array.from({ length: 40 }, (_, i) => ({ prompt: `Story number ${i}:`, sampling: { maxTokens: 200 } }));
+    let n = 0;
+    const t0 = performance.now();
+    for await (const _ of generateStream(model, many)) if (++n === 2) break;
+    expect(performance.now() - t0).toBeLessThan(60_000);
+    const again = await generate(model, reqs.slice(0, 3));
+    for (let i = 0; i < 3; i++) expect(again.results[i]!.tokens).toEqual(ref.results[i]!.tokens);
+  });
+
+  test("abort mid-run rejects with AbortError and leaves the context usable", async () => {
+    const reqs = mixedRequests();
+    const ref = await generate(model, reqs);
+    const ac = new AbortController();
+    const many = Array.from({ length: 64 }, (_, i) => ({ prompt: `${HEADER}Instruction: task ${i}\nResponse:`, sampling: { maxTokens: 300 } }));
+    const run = generate(model, many, { signal: ac.signal, onResult: () => ac.abort() });
+    setTimeout(() => ac.abort(), 1500);
+    const err = await run.then(() => null, (e) => e as Error);
+    expect(err?.name).toBe("AbortError");
+    const after = await generate(model, reqs);
+    for (let i = 0; i < reqs.length; i++) expect(after.results[i]!.tokens).toEqual(ref.results[i]!.tokens);
+    // Already aborted: rejected before any work.
+    await expect(generate(model, reqs, { signal: AbortSignal.abort() })).rejects.toHaveProperty("name", "AbortError");
+  });
+
+  test("a throwing onResult stops the run and rejects with its error", async () => {
+    const boom = new Error("boom");
+    await expect(generate(model, mixedRequests(), { onResult: () => { throw boom; } })).rejects.toBe(boom);
+    const ok = await generate(model, [{ prompt: "Hi", sampling: { maxTokens: 3 } }]);
+    expect(ok.results[0]!.nTokens).toBe(3);
+  });
+});
