@@ -226,6 +226,14 @@ export interface ContextOptions {
   /** Default: physical cores. */
   threads?: number;
   flashAttention?: "auto" | "on" | "off";
+  /** K/V cache element type. Default f16; f32 (with flashAttention "off") makes batched == alone to ~1e-6. */
+  kvType?: "f16" | "f32" | "bf16" | "q8_0";
+  /**
+   * One KV cache for all sequences (default): a shared prefix is stored once and copying
+   * it to a sequence is free. false gives each sequence contextSize/(parallel+1) cells of
+   * its own and copies shared prefixes.
+   */
+  kvUnified?: boolean;
 }
 
 export interface LoadModelOptions extends ContextOptions {

@@ -31,8 +31,9 @@ std::shared_ptr<Session> Session::create(std::shared_ptr<ModelHandle> model, con
     cp.flash_attn_type = params.flash_attn < 0   ? LLAMA_FLASH_ATTN_TYPE_AUTO
                          : params.flash_attn == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                                   : LLAMA_FLASH_ATTN_TYPE_ENABLED;
-    // Unified: every sequence may use the whole cache, and a shared prefix is stored once.
-    cp.kv_unified = true;
+    // Unified (default): every sequence may use the whole cache, and a shared prefix is
+    // stored once. Split caches copy a shared prefix into each sequence's stream.
+    cp.kv_unified = params.kv_unified;
     cp.type_k = params.kv_type;
     cp.type_v = params.kv_type;
     cp.no_perf = true;

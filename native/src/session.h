@@ -31,6 +31,7 @@ struct SessionParams {
     int32_t  n_threads = 0;         // 0: physical cores
     int32_t  flash_attn = -1;       // -1 auto, 0 off, 1 on
     ggml_type kv_type = GGML_TYPE_F16;  // K and V cache element type
+    bool     kv_unified = true;     // one cache for all sequences (see session.cpp)
 };
 
 struct AdapterUse {
