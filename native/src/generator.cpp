@@ -121,6 +121,10 @@ class GenRun {
           // llama.cpp reserves a logit row for every sequence whatever outputsMax says
           // (session.cpp), so every running request can be sampled each step.
           out_limit_((int32_t) std::max(s.params().n_outputs_max, s.n_work_seqs() + 1)),
+          // With one cache per sequence (kvUnified off) a sequence has only its share of
+          // the cells, and llama.cpp copies between sequences only whole caches: no sharing.
+          n_ctx_seq_((int32_t) llama_n_ctx_seq(s.ctx())),
+          share_(opts.reuse_prefix && s.params().kv_unified),
           scratch_((size_t) std::max(1, s.params().n_threads)) {}
 
     void run() {
@@ -140,7 +144,7 @@ class GenRun {
     // Tokenizes (in parallel: thousands of few-shot prompts take seconds on one thread),
     // checks every request, and orders them so that shared prefixes are adjacent.
     void prepare() {
-        const int32_t n_ctx = (int32_t) s_.params().n_ctx;
+        const int32_t n_ctx = n_ctx_seq_;
         const size_t n = requests_.size();
         plans_.resize(n);
         parallel_for(n, s_.params().n_threads, 16, [&](size_t i, size_t) {
@@ -160,9 +164,11 @@ class GenRun {
             if (p.tokens.empty()) throw std::runtime_error(where + "the prompt is empty (no tokens)");
             const int32_t n_prompt = (int32_t) p.tokens.size();
             if (n_prompt >= n_ctx) {
+                const std::string room = s_.params().kv_unified
+                                             ? "contextSize " + std::to_string(n_ctx)
+                                             : std::to_string(n_ctx) + " cells per sequence with kvUnified off";
                 throw std::runtime_error(where + "the prompt has " + std::to_string(n_prompt) +
-                                         " tokens, which leaves no room to generate in the context (contextSize " +
-                                         std::to_string(n_ctx) + ")");
+                                         " tokens, which leaves no room to generate in the context (" + room + ")");
             }
             p.max_gen = std::min(r.sampling.max_tokens, n_ctx - n_prompt);
             p.seed = r.sampling.seed_set ? r.sampling.seed : derive_seed(opts_.seed, (uint32_t) i);
@@ -196,9 +202,9 @@ class GenRun {
             // logits give the first generated token.
             const int32_t cap = n_prompt - 1;
 
-            const int32_t have = opts_.reuse_prefix ? common_prefix(holder, p.tokens, cap) : 0;
+            const int32_t have = share_ ? common_prefix(holder, p.tokens, cap) : 0;
             int32_t want = have;
-            if (opts_.reuse_prefix && next_ + 1 < order_.size()) {
+            if (share_ && next_ + 1 < order_.size()) {
                 // Worth caching what this request shares with the next (and, the order
                 // being sorted, with every later one that shares as much).
                 const Plan & q = plans_[order_[next_ + 1]];
@@ -440,6 +446,8 @@ class GenRun {
 
     Batch batch_;
     int32_t out_limit_;
+    int32_t n_ctx_seq_;
+    bool share_;
     std::vector<SamplerScratch> scratch_;
     std::vector<Plan> plans_;
     std::vector<int32_t> order_;

@@ -12,7 +12,9 @@
 // cache shares the cells); only the rest of each prompt is decoded. There is one prefix
 // sequence, so several different headers are handled one after another, each while
 // requests of the previous one may still be generating. The cached prefix outlives the
-// call, as the scorer's does.
+// call, as the scorer's does. Without the unified cache (kvUnified off) each sequence has
+// its own share of the cells and nothing is shared: llama.cpp copies between separate
+// caches only whole.
 #pragma once
 
 #include "job.h"

@@ -10,6 +10,7 @@
 //   - registerGenerator(name, factory) for in-process use.
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
+import { buildInfo, generate, loadAdapter, loadModel, textWithStop, type AdapterUse } from "../../native/index.ts";
 
 export const AdapterRef = z.strictObject({
   /** GGUF LoRA adapter in llama.cpp's format. */
@@ -68,17 +69,75 @@ export function unregisterGenerator(name: string): void {
   registry.delete(name);
 }
 
+/** `generatorOptions` of the native generator: how the model is loaded. */
+export const NativeGeneratorOptions = z.strictObject({
+  /** KV cells shared by the parallel sequences (default min(4096, the model's training context)). */
+  contextSize: z.number().int().min(16).optional(),
+  /** Prompts generated at once (default 8). */
+  parallel: z.number().int().min(1).optional(),
+  /** Tokens per decode step (default 2048). */
+  batchSize: z.number().int().min(1).optional(),
+  /** CPU threads (default: physical cores). */
+  threads: z.number().int().min(1).optional(),
+  /** Layers offloaded to the GPU (default all). */
+  gpuLayers: z.number().int().min(-1).optional(),
+  flashAttention: z.enum(["auto", "on", "off"]).optional(),
+});
+export type NativeGeneratorOptions = z.output<typeof NativeGeneratorOptions>;
+
 /**
- * The binding point to the native addon. TO WIRE: implement with native/index.ts —
- * load(variant): load the model file with the contamination guard (no template, no
- * BOS/EOS, no special-token parsing), apply each adapter at its scale, and return an
- * object whose generate() runs batched greedy decoding (temperature 0) up to
- * opts.maxTokens, reporting per prompt the text, the token count and why it stopped;
- * dispose() frees the model and context. The evaluator guarantees it never holds two
- * loaded variants at once.
+ * The binding point to the native addon (native/index.ts). load(variant) loads the model
+ * with the contamination guard's defaults (no template, prompts tokenized with no BOS/EOS
+ * and no special-token parsing), loads each adapter and applies it at its scale;
+ * generate() runs batched greedy decoding (temperature 0) with the stop strings, and
+ * returns the raw text with the matched stop string put back (the cleaner cuts at it);
+ * dispose() frees adapters, context and model. The evaluator never holds two loaded
+ * variants at once.
  */
-export async function nativeGenerator(_options: Record<string, unknown>): Promise<Generator> {
-  throw new Error("the native generator is not wired to the addon yet (plugins/evaluator/generator.ts: nativeGenerator); use `generator: ./module.ts` for now");
+export async function nativeGenerator(options: Record<string, unknown>): Promise<Generator> {
+  const parsed = NativeGeneratorOptions.safeParse(options);
+  if (!parsed.success) throw new Error(`generatorOptions for the native generator: ${z.prettifyError(parsed.error)}`);
+  const loadOpts = parsed.data;
+  return {
+    async load(variant: Variant): Promise<LoadedVariant> {
+      const model = await loadModel(variant.model, loadOpts);
+      const adapters: AdapterUse[] = [];
+      const free = () => {
+        for (const a of adapters) a.adapter.dispose();
+        model.dispose();
+      };
+      try {
+        for (const a of variant.adapters) adapters.push({ adapter: await loadAdapter(model, a.path), scale: a.scale });
+      } catch (e) {
+        free();
+        throw e;
+      }
+      const build = buildInfo();
+      return {
+        info: {
+          backend: build.backend,
+          devices: build.devices.map((d) => d.description || d.name),
+          llamaVersion: build.llamaVersion,
+          llamaCommit: build.llamaCommit,
+          llamaSource: build.llamaSource,
+          architecture: model.info.architecture,
+          fileType: model.info.fileType,
+          context: model.context.info,
+        },
+        async generate(prompts: string[], opts: DecodeOptions): Promise<Generation[]> {
+          const out = await generate(
+            model,
+            prompts.map((prompt) => ({ prompt })),
+            { sampling: { temperature: 0, maxTokens: opts.maxTokens, stop: opts.stop }, adapters },
+          );
+          return out.results.map((r) => ({ text: textWithStop(r), tokens: r.nTokens, stop: r.stop }));
+        },
+        async dispose(): Promise<void> {
+          free();
+        },
+      };
+    },
+  };
 }
 
 registerGenerator("native", nativeGenerator);

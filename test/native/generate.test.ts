@@ -89,7 +89,7 @@ describe("batched == alone", () => {
   });
 
   test("sampling spread over threads gives the same tokens as one thread", async () => {
-    const ctx = await model.createContext({ contextSize: 2048, parallel: 8, kvType: "f32", flashAttention: "off", threads: 2 });
+    const ctx = await model.createContext({ contextSize: 2048, parallel: 8, ...EXACT, threads: 2 });
     try {
       const reqs = mixedRequests().map((r, i) => ({ ...r, sampling: { ...r.sampling, temperature: 1, seed: i } }));
       const one = await generate(model, reqs);
@@ -333,5 +333,22 @@ describe("streaming, progress, cancellation", () => {
     await expect(generate(model, mixedRequests(), { onResult: () => { throw boom; } })).rejects.toBe(boom);
     const ok = await generate(model, [{ prompt: "Hi", sampling: { maxTokens: 3 } }]);
     expect(ok.results[0]!.nTokens).toBe(3);
+  });
+});
+
+describe("kvUnified off", () => {
+  test("one cache per sequence: same greedy output, nothing shared, per-sequence room", async () => {
+    const ctx = await model.createContext({ contextSize: 2048, parallel: 4, kvUnified: false, ...EXACT } as Parameters<Model["createContext"]>[0]);
+    try {
+      const reqs = mixedRequests();
+      const a = await generate(ctx, reqs);
+      const b = await generate(model, reqs);
+      expect(a.stats.tokensReused).toBe(0);
+      for (let i = 0; i < reqs.length; i++) expect(a.results[i]!.tokens).toEqual(b.results[i]!.tokens);
+      const perSeq = Math.floor(ctx.info.contextSize / 5);
+      await expect(generate(ctx, [{ prompt: model.tokenize("word ".repeat(perSeq + 10)) }])).rejects.toThrow(/cells per sequence/);
+    } finally {
+      ctx.dispose();
+    }
   });
 });
