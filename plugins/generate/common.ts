@@ -1,0 +1,60 @@
+// What both generating stages share: the model from the run's model service, the
+// guard, the generator and the critic; provenance facts; pilot/scale parameters.
+import type { RunManifestLike, Services, Logger } from "../../core/plugin.ts";
+import type { z } from "zod";
+import { Critic } from "../critic/critic.ts";
+import { modelProvenanceExtra, openModel, type OpenedModel } from "../loader/open.ts";
+import { PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
+import { promptFormatsSha256 } from "../prompts/spec.ts";
+import type { TextGenerator } from "../shared/generation.ts";
+import type { ModelInfo } from "../shared/kinds.ts";
+import { nativeGenerator } from "../shared/native-generator.ts";
+import { conflicts, overlay, pickParams } from "./config.ts";
+import { pilotParameters } from "./pilot.ts";
+
+export interface StageModel extends OpenedModel {
+  generator: TextGenerator;
+  critic: Critic;
+}
+
+export async function stageModel(services: Services, input: AsyncIterable<ModelInfo> & { path?: string }, opts: { signal?: AbortSignal; log?: Logger }): Promise<StageModel> {
+  const opened = await openModel(services, input, opts);
+  return { ...opened, generator: nativeGenerator(opened.model), critic: Critic.forModel(opened.model, opened.guard) };
+}
+
+export function provenanceExtra(m: OpenedModel): Record<string, unknown> {
+  return { ...modelProvenanceExtra(m.provenance), promptFormatVersion: PROMPT_FORMAT_VERSION, promptFormatsSha256: promptFormatsSha256() };
+}
+
+/**
+ * The parameters a stage runs with: pilot mode = SPEC §5 defaults overlaid with the
+ * config; scale mode = the passed pilot's recorded parameters (config may not differ).
+ */
+export async function resolveParams<P extends Record<string, unknown>>(opts: {
+  config: Record<string, unknown> & { mode: "pilot" | "scale"; pilot?: string; allowModelChange: boolean };
+  keys: readonly string[];
+  defaults: P;
+  schema: z.ZodType<P>;
+  plugin: string;
+  stageId: string;
+  modelSha256: string;
+  readManifest: (dir: string) => Promise<RunManifestLike | null>;
+}): Promise<{ params: P; pilot: { dir: string; runId: string; qcStage: string; stage: string } | null }> {
+  const configured = pickParams(opts.config, opts.keys);
+  if (opts.config.mode === "pilot") {
+    const params = opts.schema.parse(overlay(opts.defaults, configured));
+    return { params, pilot: null };
+  }
+  const p = await pilotParameters({
+    pilot: opts.config.pilot!,
+    plugin: opts.plugin,
+    stageId: opts.stageId,
+    schema: opts.schema,
+    readManifest: opts.readManifest,
+    configured,
+    modelSha256: opts.modelSha256,
+    allowModelChange: opts.config.allowModelChange,
+  });
+  if (conflicts(configured, p.params).length) throw new Error("unreachable: conflicts are checked by pilotParameters");
+  return { params: p.params, pilot: { dir: p.pilotDir, runId: p.pilotRunId, qcStage: p.qcStage, stage: p.sourceStage } };
+}

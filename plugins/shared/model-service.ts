@@ -1,0 +1,224 @@
+// The model service: owns model lifetimes for a run (ARCHITECTURE "Boundaries").
+//
+// One instance per pipeline run lives in `ctx.services` (disposed at the end of the
+// run). A model is loaded once and shared by every stage that asks for the same
+// file; asking for another file unloads the current one first, so two models are
+// never resident together, unless the caller passes `keepOthers: true` and the
+// memory estimate allows it (otherwise that is an error, not a silent swap).
+//
+// Each load records its provenance: the file's sha256 (hashed once, cached by
+// path + size + mtime: plugins/shared/file-hash.ts), the tokenizer hash
+// (plugins/shared/tokenizer-hash.ts), the native build (buildInfo()), backend and
+// device. Loading never applies a chat template and the tokenizer adds no BOS/EOS
+// and parses no special tokens (the addon's defaults; the loader plugin asserts them).
+import { totalmem } from "node:os";
+import { realpathSync, statSync } from "node:fs";
+import type { Logger, Services } from "../../core/plugin.ts";
+import { buildInfo, loadModel, type BuildInfo, type LoadModelOptions, type Model } from "../../native/index.ts";
+import { sha256FileCached } from "./file-hash.ts";
+import { tokenizerSha256 } from "./tokenizer-hash.ts";
+
+/** Load options a config may set (model-level and the default context's). */
+export interface ModelLoadOptions {
+  gpuLayers?: number;
+  threads?: number;
+  contextSize?: number;
+  parallel?: number;
+  batchSize?: number;
+  ubatchSize?: number;
+  kvType?: string;
+  flashAttention?: "auto" | "on" | "off";
+  mmap?: boolean;
+}
+
+/** What a load was: the facts every generating stage puts into its provenance. */
+export interface ModelProvenance {
+  /** The real path of the file loaded. */
+  path: string;
+  sha256: string;
+  sizeBytes: number;
+  tokenizerSha256: string;
+  architecture: string;
+  parameters: number;
+  fileType: string;
+  vocabSize: number;
+  chatTemplate: "present, disabled" | "absent";
+  backend: string;
+  device: string;
+  nativeBuild: { llamaCpp: string; backend: string; gpu: string | null };
+  loadOptions: ModelLoadOptions;
+  loadSeconds: number;
+}
+
+export interface LoadedModel {
+  model: Model;
+  provenance: ModelProvenance;
+}
+
+export class ModelServiceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelServiceError";
+  }
+}
+
+/** llama.cpp version line for provenance: tag (or version) and commit. */
+export function llamaCppVersion(b: BuildInfo): string {
+  return `${b.llamaTag || b.llamaVersion} (${b.llamaCommit}, ggml ${b.ggmlVersion}, ${b.llamaSource})`;
+}
+
+function gpuDevice(b: BuildInfo): { index: number; name: string; memoryTotal: number } | null {
+  const gpus = b.devices.filter((d) => d.name !== "CPU" && !/^cpu/i.test(d.name));
+  const d = gpus[0];
+  return d ? { index: 0, name: d.description || d.name, memoryTotal: d.memoryTotal } : null;
+}
+
+/** Backend and device actually used by a load with these options. */
+export function describeDevice(b: BuildInfo, model: Model, opts: ModelLoadOptions): { backend: string; device: string; gpu: string | null } {
+  const gpu = gpuDevice(b);
+  const threads = model.info.vocabOnly ? undefined : model.context.info.threads;
+  const offloaded = b.backend !== "cpu" && b.gpuOffload && gpu !== null && (opts.gpuLayers ?? -1) !== 0;
+  if (offloaded) return { backend: b.backend, device: `${b.backend}:${gpu.index} ${gpu.name}`, gpu: gpu.name };
+  return { backend: "cpu", device: `cpu (${threads ?? "?"} threads)`, gpu: null };
+}
+
+export async function loadWithProvenance(path: string, opts: ModelLoadOptions = {}, signal?: AbortSignal): Promise<LoadedModel> {
+  const real = realpathSync(path);
+  const t0 = performance.now();
+  const [sha256, tokSha] = await Promise.all([sha256FileCached(real), tokenizerSha256(real)]);
+  const model = await loadModel(real, { ...(opts as LoadModelOptions), signal });
+  try {
+    const b = buildInfo();
+    const dev = describeDevice(b, model, opts);
+    const info = model.info;
+    const provenance: ModelProvenance = {
+      path: real,
+      sha256,
+      sizeBytes: statSync(real).size,
+      tokenizerSha256: tokSha,
+      architecture: info.architecture,
+      parameters: info.parameterCount,
+      fileType: info.fileType || "unknown",
+      vocabSize: info.vocabSize,
+      chatTemplate: info.chatTemplatePresent ? "present, disabled" : "absent",
+      backend: dev.backend,
+      device: dev.device,
+      nativeBuild: { llamaCpp: llamaCppVersion(b), backend: b.backend, gpu: dev.gpu },
+      loadOptions: { ...opts },
+      loadSeconds: (performance.now() - t0) / 1000,
+    };
+    return { model, provenance };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+export interface AcquireOptions {
+  load?: ModelLoadOptions;
+  /** Keep the models already loaded (a stage that needs two at once). Refused when memory does not allow. */
+  keepOthers?: boolean;
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+/** Bytes a resident model is assumed to need: its file plus a margin for contexts. */
+function estimateBytes(sizeBytes: number): number {
+  return Math.ceil(sizeBytes * 1.2) + 256 * 2 ** 20;
+}
+
+export class ModelService {
+  static readonly KEY = "selftune.model-service";
+  private readonly loaded = new Map<string, LoadedModel>();
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Loads performed (tests check that a model is loaded once per run). */
+  loads = 0;
+
+  /** The run's service (created on first use, disposed with the run's services). */
+  static async of(services: Services): Promise<ModelService> {
+    return services.getOrCreate(ModelService.KEY, () => new ModelService(), (s) => s.dispose());
+  }
+
+  /** Models currently resident, in load order. */
+  resident(): LoadedModel[] {
+    return [...this.loaded.values()];
+  }
+
+  /** The loaded model for `path`, if resident. */
+  get(path: string): LoadedModel | undefined {
+    try {
+      return this.loaded.get(realpathSync(path));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * The model at `path`, loaded once per run. If another model is resident it is
+   * unloaded first, unless `keepOthers` (then memory must allow both). A model that
+   * is already loaded is returned as is, whatever `load` options are passed now.
+   */
+  acquire(path: string, opts: AcquireOptions = {}): Promise<LoadedModel> {
+    return this.serial(async () => {
+      const real = realpathSync(path);
+      const hit = this.loaded.get(real);
+      if (hit && !hit.model.disposed) return hit;
+      if (hit) this.loaded.delete(real);
+      const others = this.resident();
+      if (others.length && !opts.keepOthers) {
+        for (const o of others) {
+          opts.log?.info(`model service: unloading ${o.provenance.path} before loading ${real}`);
+          this.unloadNow(o.provenance.path);
+        }
+      } else if (others.length) {
+        this.checkMemory(real, others, opts.load ?? {});
+      }
+      const lm = await loadWithProvenance(real, opts.load ?? {}, opts.signal);
+      this.loads++;
+      this.loaded.set(real, lm);
+      opts.log?.info(`model service: loaded ${real} (${lm.provenance.architecture}, ${lm.provenance.fileType}, ${lm.provenance.device}) in ${lm.provenance.loadSeconds.toFixed(1)} s`);
+      return lm;
+    });
+  }
+
+  private checkMemory(path: string, others: LoadedModel[], load: ModelLoadOptions): void {
+    const b = buildInfo();
+    const gpu = gpuDevice(b);
+    const onGpu = b.backend !== "cpu" && b.gpuOffload && gpu !== null && (load.gpuLayers ?? -1) !== 0;
+    const need = estimateBytes(statSync(path).size);
+    const used = others.reduce((s, o) => s + estimateBytes(o.provenance.sizeBytes), 0);
+    // A budget, not a measurement: the device's memory (or 80 % of RAM) minus what the
+    // resident models are estimated to take.
+    const available = (onGpu ? gpu.memoryTotal : totalmem() * 0.8) - used;
+    if (need > available) {
+      throw new ModelServiceError(
+        `model service: cannot keep ${others.map((o) => o.provenance.path).join(", ")} resident while loading ${path}: ` +
+          `needs ~${(need / 2 ** 30).toFixed(1)} GiB, ~${(Math.max(0, available) / 2 ** 30).toFixed(1)} GiB left ${onGpu ? `on ${gpu.name}` : "of the memory budget (80 % of RAM)"}`,
+      );
+    }
+  }
+
+  private unloadNow(path: string): void {
+    const lm = this.loaded.get(path);
+    this.loaded.delete(path);
+    lm?.model.dispose();
+  }
+
+  /** Unload one model (or all when no path is given). */
+  unload(path?: string): Promise<void> {
+    return this.serial(async () => {
+      if (path === undefined) for (const p of [...this.loaded.keys()]) this.unloadNow(p);
+      else this.unloadNow(realpathSync(path));
+    });
+  }
+
+  dispose(): Promise<void> {
+    return this.unload();
+  }
+}
