@@ -231,7 +231,7 @@ export interface ContextOptions {
   /**
    * One KV cache for all sequences (default): a shared prefix is stored once and copying
    * it to a sequence is free. false gives each sequence contextSize/(parallel+1) cells of
-   * its own and copies shared prefixes.
+   * its own, and then no prefixes are shared.
    */
   kvUnified?: boolean;
 }
@@ -254,6 +254,8 @@ export interface LoadProgress {
 
 export interface ContextInfo {
   contextSize: number;
+  /** Cells one sequence may use: contextSize when kvUnified. */
+  sequenceContextSize: number;
   batchSize: number;
   ubatchSize: number;
   parallel: number;

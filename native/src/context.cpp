@@ -81,6 +81,7 @@ Napi::Value Context::info(const Napi::CallbackInfo & info) {
     const SessionParams & p = session(env)->params();
     Napi::Object o = Napi::Object::New(env);
     o.Set("contextSize", p.n_ctx);
+    o.Set("sequenceContextSize", p.n_ctx_seq);
     o.Set("batchSize", p.n_batch);
     o.Set("ubatchSize", p.n_ubatch);
     o.Set("parallel", p.n_parallel);

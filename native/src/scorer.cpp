@@ -73,6 +73,8 @@ class ScoreRun {
     ScoreRun(Session & s, JobContext & job, std::vector<ScoreItem> & items, const ScoreOptions & opts,
              std::vector<ScoreResult> & results, ScoreStats & stats)
         : s_(s), job_(job), items_(items), opts_(opts), results_(results), stats_(stats),
+          // Split caches can't copy part of a sequence across streams (session.cpp).
+          share_(opts.reuse_prefix && s.params().kv_unified),
           batch_((int32_t) s.params().n_batch) {}
 
     void run() {
@@ -93,7 +95,7 @@ class ScoreRun {
   private:
     void prepare() {
         const llama_vocab * vocab = s_.model()->vocab();
-        const int32_t n_ctx = (int32_t) s_.params().n_ctx;
+        const int32_t n_ctx = (int32_t) s_.params().n_ctx_seq;
         plans_.resize(items_.size());
         results_.assign(items_.size(), ScoreResult{});
         for (size_t i = 0; i < items_.size(); i++) {
@@ -143,9 +145,9 @@ class ScoreRun {
             const int32_t item = order_[next_];
             const Plan & p = plans_[item];
 
-            int32_t have = opts_.reuse_prefix ? common_prefix(holder, p.tokens, p.first_out) : 0;
+            int32_t have = share_ ? common_prefix(holder, p.tokens, p.first_out) : 0;
             int32_t want = have;
-            if (opts_.reuse_prefix && next_ + 1 < order_.size()) {
+            if (share_ && next_ + 1 < order_.size()) {
                 // Worth caching what this item shares with the next one (and, the
                 // order being sorted, with every later item that shares as much).
                 const Plan & q = plans_[order_[next_ + 1]];
@@ -317,6 +319,7 @@ class ScoreRun {
     const ScoreOptions & opts_;
     std::vector<ScoreResult> & results_;
     ScoreStats & stats_;
+    const bool share_;
 
     Batch batch_;
     std::vector<Plan> plans_;
@@ -348,7 +351,7 @@ void score_items(Session & session, JobContext & job, std::vector<ScoreItem> & i
 std::vector<float> eval_all_logits(Session & session, JobContext & job, const std::vector<llama_token> & tokens) {
     const int32_t n = (int32_t) tokens.size();
     if (n == 0) return {};
-    if (n > (int32_t) session.params().n_ctx) throw std::runtime_error("too many tokens for the context");
+    if (n > (int32_t) session.params().n_ctx_seq) throw std::runtime_error("too many tokens for the context");
     const size_t n_vocab = (size_t) session.n_vocab();
     const int32_t step = (int32_t) std::min(session.params().n_batch, session.params().n_outputs_max);
     const llama_seq_id seq = session.work_seq(0);

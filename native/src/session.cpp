@@ -32,7 +32,8 @@ std::shared_ptr<Session> Session::create(std::shared_ptr<ModelHandle> model, con
                          : params.flash_attn == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
                                                   : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     // Unified (default): every sequence may use the whole cache, and a shared prefix is
-    // stored once. Split caches copy a shared prefix into each sequence's stream.
+    // stored once. With split caches llama_memory_seq_cp across streams copies only whole
+    // sequences (a partial range aborts), so jobs share no prefixes then.
     cp.kv_unified = params.kv_unified;
     cp.type_k = params.kv_type;
     cp.type_v = params.kv_type;
@@ -46,6 +47,7 @@ std::shared_ptr<Session> Session::create(std::shared_ptr<ModelHandle> model, con
     }
     SessionParams eff = params;
     eff.n_ctx = llama_n_ctx(ctx);
+    eff.n_ctx_seq = llama_n_ctx_seq(ctx);
     eff.n_batch = llama_n_batch(ctx);
     eff.n_ubatch = llama_n_ubatch(ctx);
     eff.n_outputs_max = std::min(params.n_outputs_max, eff.n_batch);

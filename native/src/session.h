@@ -24,6 +24,7 @@ namespace selftune {
 
 struct SessionParams {
     uint32_t n_ctx = 4096;          // KV cells shared by all sequences
+    uint32_t n_ctx_seq = 0;         // (effective) cells one sequence can use: n_ctx when unified
     uint32_t n_batch = 2048;        // tokens per llama_decode
     uint32_t n_ubatch = 512;        // tokens per compute graph
     uint32_t n_parallel = 8;        // work sequences

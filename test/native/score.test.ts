@@ -180,6 +180,21 @@ describe("batching", () => {
     }
   });
 
+  test("split (non-unified) KV caches: same results, no sharing", async () => {
+    const items = rubricItems(model);
+    const ctx = await model.createContext({ ...EXACT, contextSize: 2048, parallel: 3, kvUnified: false });
+    try {
+      expect(ctx.info.sequenceContextSize).toBe(512);
+      const r = await ctx.score(items);
+      expect(r.stats.tokensReused).toBe(0);
+      expectSameScores((await model.score(items)).items, r.items, 2e-4);
+      const tooLong = Array.from({ length: 600 }, (_, i) => 100 + i);
+      await expect(ctx.score([{ prompt: tooLong, continuation: [1] }])).rejects.toThrow(/do not fit the context/);
+    } finally {
+      ctx.dispose();
+    }
+  });
+
   test("a context too small for all items at once still scores them all", async () => {
     const items = rubricItems(model);
     const longest = Math.max(...items.map((it) => model.tokenize(it.prompt as string).length + model.tokenize(it.continuation as string).length));
