@@ -1,11 +1,12 @@
 // The README's test command: runs `bun test`, then prints the line CI reads,
-// `N passed, N failed`, last. Extra arguments go to `bun test`.
+// `N passed, N failed`, last. Extra arguments go to `bun test` (default: ./test, so
+// the llama.cpp tree's own test files under native/deps are never collected).
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const report = join(mkdtempSync(join(tmpdir(), "selftune-junit-")), "junit.xml");
-const proc = Bun.spawn(["bun", "test", "--timeout=300000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], { stdio: ["inherit", "inherit", "inherit"] });
+const proc = Bun.spawn(["bun", "test", "--timeout=300000", "--reporter=junit", `--reporter-outfile=${report}`, ...(process.argv.length > 2 ? process.argv.slice(2) : ["./test"])], { stdio: ["inherit", "inherit", "inherit"] });
 const code = await proc.exited;
 
 let passed = 0;
