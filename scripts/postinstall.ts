@@ -6,6 +6,7 @@
 //   SELFTUNE_CUDA=1          build the CUDA backend (arch: CUDAARCHS, default 90a)
 //   SELFTUNE_BUILD_JOBS=n    parallel compile jobs (default: all CPUs)
 //   LLAMA_CPP_DIR=<tree>     build against your own llama.cpp tree
+//   SELFTUNE_PEER_TOOLS=1    also build llama-batched-bench (the peer of bench:infer)
 //
 // Also the body of `bun run build:native` / `build:native:cuda` (flags --force, --cuda).
 
@@ -60,6 +61,8 @@ export interface NativeBuildOptions {
   cudaArch: string;
   jobs: number;
   llamaDir: string;
+  /** Also build llama.cpp's llama-batched-bench (SELFTUNE_PEER_TOOLS=1), bench:infer's peer. */
+  peerTools: boolean;
 }
 
 async function build(opts: NativeBuildOptions): Promise<void> {
@@ -69,6 +72,7 @@ async function build(opts: NativeBuildOptions): Promise<void> {
     SELFTUNE_CUDA: opts.cuda ? "ON" : "OFF",
     SELFTUNE_CUDA_ARCH: opts.cudaArch,
     LLAMA_CPP_DIR: opts.llamaDir,
+    SELFTUNE_PEER_TOOLS: opts.peerTools ? "ON" : "OFF",
   };
   const bs = new BuildSystem({
     directory: NATIVE,
@@ -91,6 +95,11 @@ async function build(opts: NativeBuildOptions): Promise<void> {
     writeFileSync(STAMP, want);
   }
   await bs.build();
+  if (opts.peerTools) {
+    // The peer of bench:infer, from the same tree and ggml build (EXCLUDE_FROM_ALL: explicit target).
+    const r = Bun.spawnSync(["cmake", "--build", BUILD, "--config", "Release", "--target", "llama-batched-bench", "--parallel", String(opts.jobs)], { stdout: "inherit", stderr: "inherit" });
+    if (r.exitCode !== 0) throw new Error("building llama-batched-bench failed");
+  }
 }
 
 function verify(): string {
@@ -109,6 +118,7 @@ export async function buildNative(overrides: Partial<NativeBuildOptions> = {}): 
     cudaArch: overrides.cudaArch ?? (process.env.CUDAARCHS || "90a"),
     jobs: overrides.jobs ?? (Number(process.env.SELFTUNE_BUILD_JOBS) || availableParallelism()),
     llamaDir,
+    peerTools: overrides.peerTools ?? process.env.SELFTUNE_PEER_TOOLS === "1",
   };
   log(`building ${opts.cuda ? `CUDA (arch ${opts.cudaArch})` : "CPU"} addon with ${opts.jobs} jobs`);
   const release = await acquireLock();

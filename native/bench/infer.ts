@@ -118,7 +118,7 @@ async function scoring(path: string, items: number, parallel: number) {
 
 const path = await modelPath();
 const build = buildInfo();
-const peer = args.peer ?? join(import.meta.dir, "..", "build", "llama.cpp", "bin", "llama-batched-bench");
+const peer = args.peer ?? join(import.meta.dir, "..", "build", "bin", "llama-batched-bench");
 console.log(`model ${path}\naddon ${build.backend}${build.cudaArch ? ` sm_${build.cudaArch}` : ""}, llama.cpp ${build.llamaCommit} (${build.llamaSource}); devices: ${JSON.stringify(build.devices ?? [])}`);
 const hasPeer = existsSync(peer);
 if (!hasPeer) console.log(`peer ${peer} not found: build it with SELFTUNE_PEER_TOOLS=1 bun run build:native (ratios omitted)`);
