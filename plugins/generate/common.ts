@@ -6,7 +6,7 @@ import { Critic } from "../critic/critic.ts";
 import { modelProvenanceExtra, openModel, type OpenedModel } from "../loader/open.ts";
 import { PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
 import { promptFormatsSha256 } from "../prompts/spec.ts";
-import type { TextGenerator } from "../shared/generation.ts";
+import type { GenerationResult, TextGenerator } from "../shared/generation.ts";
 import type { ModelInfo } from "../shared/kinds.ts";
 import { nativeGenerator } from "../shared/native-generator.ts";
 import { conflicts, overlay, pickParams } from "./config.ts";
@@ -54,7 +54,23 @@ export async function resolveParams<P extends Record<string, unknown>>(opts: {
     configured,
     modelSha256: opts.modelSha256,
     allowModelChange: opts.config.allowModelChange,
+    fromConfig: (c) => overlay(opts.defaults, pickParams(c, opts.keys)),
   });
   if (conflicts(configured, p.params).length) throw new Error("unreachable: conflicts are checked by pilotParameters");
   return { params: p.params, pilot: { dir: p.pilotDir, runId: p.pilotRunId, qcStage: p.qcStage, stage: p.sourceStage } };
+}
+
+/**
+ * A special token the model generates (other than end-of-generation, which the
+ * generator already stops at) is structure, not text: the generation ends there, as at
+ * end-of-generation. The result is cut before it (text re-made from the tokens before
+ * it; stop "eos"), so special-token text never enters instructions or responses, where
+ * a later tokenization (SFT) could turn it back into the special id.
+ */
+export function cutAtSpecialToken(r: GenerationResult, m: Pick<OpenedModel, "guard" | "model">): { result: GenerationResult; cut: boolean } {
+  const eog = new Set(m.model.info.eogTokenIds);
+  const k = r.tokens.findIndex((id) => m.guard.blocked.has(id) && !eog.has(id));
+  if (k < 0) return { result: r, cut: false };
+  const tokens = r.tokens.slice(0, k);
+  return { result: { text: m.model.detokenize(tokens), tokens, stop: "eos", stopString: null }, cut: true };
 }

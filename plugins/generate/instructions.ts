@@ -17,7 +17,7 @@ import { deriveSeed, Rng } from "../prompts/rng.ts";
 import { recordedSampling, rawWithStop, type GenerationRequest } from "../shared/generation.ts";
 import { InstructionKind, ModelInfoKind, type Instruction } from "../shared/kinds.ts";
 import { INSTRUCTION_DEFAULTS, INSTRUCTION_PARAM_KEYS, InstructionParams, InstructionsConfig } from "./config.ts";
-import { provenanceExtra, resolveParams, stageModel } from "./common.ts";
+import { cutAtSpecialToken, provenanceExtra, resolveParams, stageModel } from "./common.ts";
 import { shardShare } from "./pilot.ts";
 
 export const INSTRUCTIONS_VERSION = "1.0.0";
@@ -40,6 +40,8 @@ export interface InstructionStats {
   criticAccepted: number;
   criticRejected: number;
   fromPool: number;
+  /** List continuations ended early by a generated special token. */
+  specialTokenStops: number;
 }
 
 interface Cursor {
@@ -51,7 +53,7 @@ interface Cursor {
 }
 
 function emptyStats(): InstructionStats {
-  return { calls: 0, hitMaxTokens: 0, candidates: 0, rejected: {}, rejectedExamples: [], exactDuplicates: 0, nearDuplicates: 0, unique: 0, criticAccepted: 0, criticRejected: 0, fromPool: 0 };
+  return { calls: 0, hitMaxTokens: 0, candidates: 0, rejected: {}, rejectedExamples: [], exactDuplicates: 0, nearDuplicates: 0, unique: 0, criticAccepted: 0, criticRejected: 0, fromPool: 0, specialTokenStops: 0 };
 }
 
 export function instructionId(shard: number, n: number): string {
@@ -135,8 +137,10 @@ export default definePlugin({
       }
       const fresh: Omit<Instruction, "critic">[] = [];
       let nextId = cur.written;
-      results.forEach((r, j) => {
+      results.forEach((generated, j) => {
         stats.calls++;
+        const { result: r, cut } = cutAtSpecialToken(generated, m);
+        if (cut) stats.specialTokenStops++;
         const hit = r.stop === "length";
         if (hit) stats.hitMaxTokens++;
         const ext = extractInstructions(rawWithStop(r), { hitMaxTokens: hit, minWords: params.minWords, maxChars: params.maxChars });

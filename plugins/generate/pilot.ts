@@ -19,6 +19,7 @@ interface StageLike {
   status: string;
   plugin: string;
   gates: { name: string; passed: boolean; summary: string }[];
+  config?: unknown;
   provenance?: { runId?: string; extra?: Record<string, unknown> };
 }
 
@@ -60,6 +61,9 @@ export async function pilotParameters<S extends z.ZodType>(opts: {
   configured: Record<string, unknown>;
   modelSha256: string;
   allowModelChange: boolean;
+  /** Parameters from a pilot-mode stage config, for a stage that recorded none itself (a sharded
+   *  stage records its provenance per shard, in shards/<i>-of-<N>/shard.json). */
+  fromConfig?: (config: Record<string, unknown>) => unknown;
 }): Promise<PilotParameters<z.output<S>>> {
   const dir = resolve(opts.pilot);
   const m = await opts.readManifest(dir);
@@ -74,7 +78,9 @@ export async function pilotParameters<S extends z.ZodType>(opts: {
   }
   const [sourceStage, rec] = chosen;
   const extra = rec.provenance?.extra ?? {};
-  const parsed = opts.schema.safeParse(extra.parameters);
+  const cfg = (rec.config ?? {}) as Record<string, unknown>;
+  const recorded = extra.parameters ?? (cfg.mode === "pilot" && opts.fromConfig ? opts.fromConfig(cfg) : undefined);
+  const parsed = opts.schema.safeParse(recorded);
   if (!parsed.success) throw refuse(`pilot stage '${sourceStage}' recorded no usable parameters (re-run the pilot with this version)`);
   const params = parsed.data as z.output<S>;
   const bad = conflicts(opts.configured, params as Record<string, unknown>);

@@ -18,7 +18,7 @@ import { buildResponsePrompt, variantKey } from "../prompts/prompts.ts";
 import { deriveSeed } from "../prompts/rng.ts";
 import { rawWithStop, recordedSampling, type GenerationRequest } from "../shared/generation.ts";
 import { InstructionKind, ModelInfoKind, SftExampleKind, type Instruction, type SftExample } from "../shared/kinds.ts";
-import { provenanceExtra, resolveParams, stageModel } from "./common.ts";
+import { cutAtSpecialToken, provenanceExtra, resolveParams, stageModel } from "./common.ts";
 import { RESPONSE_DEFAULTS, RESPONSE_PARAM_KEYS, ResponseParams, ResponsesConfig } from "./config.ts";
 
 export const RESPONSES_VERSION = "1.0.0";
@@ -30,6 +30,8 @@ interface WorkItem {
 
 interface Cursor {
   done: number;
+  /** Generations ended early by a special token (cutAtSpecialToken). */
+  specialTokenStops?: number;
 }
 
 export interface WorkListStats {
@@ -121,8 +123,10 @@ export default definePlugin({
       let verdicts: (SftExample["critic"])[];
       try {
         const results = await m.generator.generate(requests, { signal: ctx.signal });
-        records = results.map((r, j) => {
+        records = results.map((generated, j) => {
           const w = batch[j]!;
+          const { result: r, cut } = cutAtSpecialToken(generated, m);
+          if (cut) cur.specialTokenStops = (cur.specialTokenStops ?? 0) + 1;
           const raw = rawWithStop(r);
           const hitMaxTokens = r.stop === "length";
           const clean = cleanResponse(raw, { hitMaxTokens, blankLines: params.blankLines });
@@ -158,6 +162,7 @@ export default definePlugin({
       task.update(cur.done);
     }
     task.finish();
-    ctx.log.info(`responses: ${cur.done} responses written`);
+    ctx.provenance.extra.specialTokenStops = cur.specialTokenStops ?? 0;
+    ctx.log.info(`responses: ${cur.done} responses written${cur.specialTokenStops ? ` (${cur.specialTokenStops} ended at a generated special token)` : ""}`);
   },
 });

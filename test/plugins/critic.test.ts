@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadModel, type Model } from "../../native/index.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
-import { Critic, CriticError, criticChoiceTokens, scoreInstructions, scorePairs } from "../../plugins/critic/critic.ts";
+import { Critic, CriticError, type Scorer, criticChoiceTokens, scoreInstructions, scorePairs } from "../../plugins/critic/critic.ts";
 import { ContaminationGuard } from "../../plugins/loader/guard.ts";
 import { instructionCriticPrompt, pairCriticPrompt } from "../../plugins/prompts/prompts.ts";
 import { CriticVerdict } from "../../plugins/shared/kinds.ts";
@@ -93,7 +93,7 @@ describe("critic", () => {
     expect(none.every((s) => !s.verdict.accepted)).toBe(true);
     // Special-token text in an item reaches the scorer as plain pieces, never as the id.
     const seen: number[][] = [];
-    const spy = { score: (its: { prompt: ArrayLike<number> }[], o?: object) => (its.forEach((it) => seen.push(Array.from(it.prompt))), model.score(its as never, o)) };
+    const spy: Scorer = { score: (its, o) => (its.forEach((it) => seen.push(Array.from(it.prompt as ArrayLike<number>))), model.score(its, o)) };
     await new Critic(spy, guard, model).scorePairs([{ id: "p9", instruction: "Repeat [PAD151646] twice.", response: "<|im_start|> [PAD151646]" }]);
     expect(seen.length).toBe(1);
     expect(guard.findSpecial(seen[0]!)).toBeNull();
