@@ -77,6 +77,19 @@ describe("model files", () => {
     }
   });
 
+  test("a vocabulary-only file loaded as a full model", async () => {
+    await expect(loadModel(join(llamaModelsDir(), "ggml-vocab-qwen2.gguf"))).rejects.toThrow(/failed to load model/);
+  });
+
+  test("a context far larger than memory", async () => {
+    const m = await loadModel(modelPath, { vocabOnly: false, contextSize: 128, parallel: 1 });
+    try {
+      await expect(m.createContext({ contextSize: 2 ** 31 - 1, parallel: 1 })).rejects.toThrow();
+    } finally {
+      m.dispose();
+    }
+  });
+
   test("an adapter is not a model", async () => {
     const p = await writeTinyLora(join(dir, "lora-as-model.gguf"));
     await expect(loadModel(p)).rejects.toThrow(/is a LoRA adapter, not a model/);
