@@ -13,13 +13,27 @@ import { conflicts, overlay, pickParams } from "./config.ts";
 import { pilotParameters } from "./pilot.ts";
 
 export interface StageModel extends OpenedModel {
-  generator: TextGenerator;
-  critic: Critic;
+  /**
+   * Run one batch of work with a generator and a critic on a fresh context (disposed
+   * after): every batch starts from an empty KV cache, so its output depends only on
+   * its requests — the same bytes in a full run, a resumed one or `--only`.
+   */
+  batch<T>(fn: (w: { generator: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
 }
 
 export async function stageModel(services: Services, input: AsyncIterable<ModelInfo> & { path?: string }, opts: { signal?: AbortSignal; log?: Logger }): Promise<StageModel> {
   const opened = await openModel(services, input, opts);
-  return { ...opened, generator: nativeGenerator(opened.model), critic: Critic.forModel(opened.model, opened.guard) };
+  return {
+    ...opened,
+    async batch(fn) {
+      const ctx = await opened.workContext();
+      try {
+        return await fn({ generator: nativeGenerator(ctx), critic: new Critic(ctx, opened.guard, opened.model) });
+      } finally {
+        ctx.dispose();
+      }
+    },
+  };
 }
 
 export function provenanceExtra(m: OpenedModel): Record<string, unknown> {

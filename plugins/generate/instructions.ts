@@ -14,9 +14,10 @@ import { DuplicateIndex, normalizeInstruction } from "../prompts/dedupe.ts";
 import { SEED_TASKS } from "../prompts/pool.ts";
 import { buildInstructionListPrompt } from "../prompts/prompts.ts";
 import { deriveSeed, Rng } from "../prompts/rng.ts";
-import { recordedSampling, rawWithStop, type GenerationRequest } from "../shared/generation.ts";
+import { recordedSampling, rawWithStop, type GenerationRequest, type GenerationResult } from "../shared/generation.ts";
 import { InstructionKind, ModelInfoKind, type Instruction } from "../shared/kinds.ts";
 import { INSTRUCTION_DEFAULTS, INSTRUCTION_PARAM_KEYS, InstructionParams, InstructionsConfig } from "./config.ts";
+import type { Critic } from "../critic/critic.ts";
 import { cutAtSpecialToken, provenanceExtra, resolveParams, stageModel } from "./common.ts";
 import { shardShare } from "./pilot.ts";
 
@@ -105,8 +106,8 @@ export default definePlugin({
     };
 
     /** Judge new instructions, write them in order until the target is reached. */
-    const judgeAndWrite = async (items: Omit<Instruction, "critic">[]) => {
-      const verdicts = params.critic.enabled ? await m.critic.scoreInstructions(items.map((it) => ({ id: it.id, text: it.text })), { threshold: params.critic.threshold, signal: ctx.signal }) : null;
+    const judgeAndWrite = async (items: Omit<Instruction, "critic">[], critic: Critic) => {
+      const verdicts = params.critic.enabled && items.length ? await critic.scoreInstructions(items.map((it) => ({ id: it.id, text: it.text })), { threshold: params.critic.threshold, signal: ctx.signal }) : null;
       for (const [i, it] of items.entries()) {
         if (cur.produced >= target) break;
         const rec: Instruction = { ...it, critic: verdicts ? verdicts[i]!.verdict : null };
@@ -118,23 +119,8 @@ export default definePlugin({
       }
     };
 
-    while (cur.produced < target && cur.calls < maxCalls) {
-      if (ctx.signal.aborted) return;
-      const n = Math.min(cfg.batch, maxCalls - cur.calls);
-      const calls = Array.from({ length: n }, (_, j) => cur.calls + j);
-      const built = calls.map((c) => buildInstructionListPrompt({ seed: ctx.seed, key: `list-${c}`, k: params.k }));
-      const seeds = calls.map((c) => deriveSeed(ctx.seed, "instruction-call", c));
-      const requests: GenerationRequest[] = calls.map((c, j) => ({
-        prompt: m.guard.tokenizePrompt(built[j]!.prompt, `instruction-list:${shardIndex}:${c}`),
-        sampling: { ...sampling, minP: 0, seed: seeds[j]!, stop: LIST_STOP },
-      }));
-      let results;
-      try {
-        results = await m.generator.generate(requests, { signal: ctx.signal });
-      } catch (e) {
-        if (ctx.signal.aborted) return;
-        throw e;
-      }
+    /** Candidates of one batch of list continuations: cleaned, guarded, deduplicated. */
+    const collect = (results: GenerationResult[], calls: number[], seeds: number[], built: { fewShotIds: string[] }[]) => {
       const fresh: Omit<Instruction, "critic">[] = [];
       let nextId = cur.written;
       results.forEach((generated, j) => {
@@ -147,9 +133,10 @@ export default definePlugin({
         for (const x of ext.rejected) reject(x.text, x.reason);
         for (const text of ext.accepted) {
           stats.candidates++;
-          const special = m.guard.containsSpecialText(text);
-          if (special) {
-            reject(text, `special-token`);
+          // Text llama.cpp would read as a special token (e.g. a user-defined one) never
+          // becomes an instruction: it would reach every later prompt and SFT.
+          if (m.guard.containsSpecialText(text)) {
+            reject(text, "special-token");
             continue;
           }
           const id = instructionId(shardIndex, nextId);
@@ -162,15 +149,32 @@ export default definePlugin({
           fresh.push({ id, text, normalized: normalizeInstruction(text), origin: "generated", seed: seeds[j]!, sampling: recordedSampling(sampling), fewShotIds: built[j]!.fewShotIds });
         }
       });
+      if (calls.length !== results.length) throw new Error(`generator returned ${results.length} results for ${calls.length} requests`);
+      return fresh;
+    };
+
+    while (cur.produced < target && cur.calls < maxCalls) {
       if (ctx.signal.aborted) return;
+      const n = Math.min(cfg.batch, maxCalls - cur.calls);
+      const calls = Array.from({ length: n }, (_, j) => cur.calls + j);
+      const built = calls.map((c) => buildInstructionListPrompt({ seed: ctx.seed, key: `list-${c}`, k: params.k }));
+      const seeds = calls.map((c) => deriveSeed(ctx.seed, "instruction-call", c));
+      const requests: GenerationRequest[] = calls.map((c, j) => ({
+        prompt: m.guard.tokenizePrompt(built[j]!.prompt, `instruction-list:${shardIndex}:${c}`),
+        sampling: { ...sampling, minP: 0, seed: seeds[j]!, stop: LIST_STOP },
+      }));
       try {
-        await judgeAndWrite(fresh);
+        await m.batch(async ({ generator, critic }) => {
+          const results = await generator.generate(requests, { signal: ctx.signal });
+          const fresh = collect(results, calls, seeds, built);
+          await judgeAndWrite(fresh, critic);
+        });
       } catch (e) {
         if (ctx.signal.aborted) return;
         throw e;
       }
       cur.calls += n;
-      out.commit(cur);
+      out.commit(structuredClone(cur));
       task.update(Math.min(cur.produced, target), { calls: cur.calls, unique: stats.unique });
     }
 
@@ -179,9 +183,9 @@ export default definePlugin({
       for await (const r of out.committed()) if (r.origin === "pool") used.add(normalizeInstruction(r.text));
       const pool = new Rng(ctx.seed, "pool-fill").shuffle(SEED_TASKS).filter((t) => !used.has(normalizeInstruction(t.text)));
       const items = pool.map((t, j) => ({ id: instructionId(shardIndex, cur.written + j), text: t.text, normalized: normalizeInstruction(t.text), origin: "pool" as const, seed: null, sampling: null, fewShotIds: [] }));
-      await judgeAndWrite(items);
+      await m.batch(({ critic }) => judgeAndWrite(items, critic));
       cur.poolDone = true;
-      out.commit(cur);
+      out.commit(structuredClone(cur));
       ctx.log.info(`instructions: topped up from the seed-task pool (${stats.fromPool} pool tasks)`);
     }
     task.update(Math.min(cur.produced, target));

@@ -16,7 +16,7 @@ import { cleanResponse, responseStopStrings } from "../prompts/clean.ts";
 import { DuplicateIndex } from "../prompts/dedupe.ts";
 import { buildResponsePrompt, variantKey } from "../prompts/prompts.ts";
 import { deriveSeed } from "../prompts/rng.ts";
-import { rawWithStop, recordedSampling, type GenerationRequest } from "../shared/generation.ts";
+import { rawWithStop, recordedSampling, type GenerationRequest, type GenerationResult } from "../shared/generation.ts";
 import { InstructionKind, ModelInfoKind, SftExampleKind, type Instruction, type SftExample } from "../shared/kinds.ts";
 import { cutAtSpecialToken, provenanceExtra, resolveParams, stageModel } from "./common.ts";
 import { RESPONSE_DEFAULTS, RESPONSE_PARAM_KEYS, ResponseParams, ResponsesConfig } from "./config.ts";
@@ -119,46 +119,50 @@ export default definePlugin({
         prompt: m.guard.tokenizePrompt(built[j]!.prompt, `response:${w.instruction.id}#${w.sample}`),
         sampling: { ...sampling, minP: 0, seed: seeds[j]!, stop },
       }));
+      let stops = 0;
+      const toRecord = (generated: GenerationResult, j: number): Omit<SftExample, "critic"> => {
+        const w = batch[j]!;
+        const { result: r, cut } = cutAtSpecialToken(generated, m);
+        if (cut) stops++;
+        const raw = rawWithStop(r);
+        const hitMaxTokens = r.stop === "length";
+        const clean = cleanResponse(raw, { hitMaxTokens, blankLines: params.blankLines });
+        return {
+          id: responseId(w.instruction.id, w.sample, cfg.samples),
+          instructionId: w.instruction.id,
+          instruction: w.instruction.text,
+          response: clean.response,
+          raw,
+          stopReason: clean.stopReason,
+          hitMaxTokens,
+          responseTokens: clean.response === "" ? 0 : m.guard.tokenize(clean.response).length,
+          generatedTokens: r.tokens.length,
+          fewShotIds: built[j]!.fewShotIds,
+          sampling: recordedSampling(sampling),
+          seed: seeds[j]!,
+        };
+      };
       let records: Omit<SftExample, "critic">[];
-      let verdicts: (SftExample["critic"])[];
+      // The pair critic judges every non-empty response; an empty one gets no verdict.
+      const verdicts: SftExample["critic"][] = batch.map(() => null);
       try {
-        const results = await m.generator.generate(requests, { signal: ctx.signal });
-        records = results.map((generated, j) => {
-          const w = batch[j]!;
-          const { result: r, cut } = cutAtSpecialToken(generated, m);
-          if (cut) cur.specialTokenStops = (cur.specialTokenStops ?? 0) + 1;
-          const raw = rawWithStop(r);
-          const hitMaxTokens = r.stop === "length";
-          const clean = cleanResponse(raw, { hitMaxTokens, blankLines: params.blankLines });
-          return {
-            id: responseId(w.instruction.id, w.sample, cfg.samples),
-            instructionId: w.instruction.id,
-            instruction: w.instruction.text,
-            response: clean.response,
-            raw,
-            stopReason: clean.stopReason,
-            hitMaxTokens,
-            responseTokens: clean.response === "" ? 0 : m.guard.tokenize(clean.response).length,
-            generatedTokens: r.tokens.length,
-            fewShotIds: built[j]!.fewShotIds,
-            sampling: recordedSampling(sampling),
-            seed: seeds[j]!,
-          };
+        records = await m.batch(async ({ generator, critic }) => {
+          const recs = (await generator.generate(requests, { signal: ctx.signal })).map(toRecord);
+          if (params.critic.enabled) {
+            const judged = recs.map((r, j) => ({ r, j })).filter(({ r }) => r.response.trim() !== "");
+            const scores = await critic.scorePairs(judged.map(({ r }) => ({ id: r.id, instruction: r.instruction, response: r.response })), { threshold: params.critic.threshold, signal: ctx.signal });
+            judged.forEach(({ j }, i) => (verdicts[j] = scores[i]!.verdict));
+          }
+          return recs;
         });
-        // The pair critic judges every non-empty response; an empty one gets no verdict.
-        verdicts = records.map(() => null);
-        if (params.critic.enabled) {
-          const judged = records.map((r, j) => ({ r, j })).filter(({ r }) => r.response.trim() !== "");
-          const scores = await m.critic.scorePairs(judged.map(({ r }) => ({ id: r.id, instruction: r.instruction, response: r.response })), { threshold: params.critic.threshold, signal: ctx.signal });
-          judged.forEach(({ j }, i) => (verdicts[j] = scores[i]!.verdict));
-        }
       } catch (e) {
         if (ctx.signal.aborted) return;
         throw e;
       }
       records.forEach((r, j) => out.write({ ...r, critic: verdicts[j]! }));
       cur.done += batch.length;
-      out.commit(cur);
+      if (stops) cur.specialTokenStops = (cur.specialTokenStops ?? 0) + stops;
+      out.commit(structuredClone(cur));
       task.update(cur.done);
     }
     task.finish();

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Logger, Services } from "../../core/plugin.ts";
-import type { Model } from "../../native/index.ts";
+import type { Context, Model } from "../../native/index.ts";
 import type { ModelInfo } from "../shared/kinds.ts";
 import { ModelService, type ModelLoadOptions, type ModelProvenance } from "../shared/model-service.ts";
 import { ContaminationGuard } from "./guard.ts";
@@ -19,6 +19,8 @@ export interface OpenedModel {
   guard: ContaminationGuard;
   info: ModelInfo;
   provenance: ModelProvenance;
+  /** A fresh context with the loader's options for one batch of work (dispose it). */
+  workContext(): Promise<Context>;
 }
 
 /** Read the single model-info record a stage consumes. */
@@ -68,5 +70,5 @@ export async function openModel(services: Services, input: AsyncIterable<ModelIn
   }
   if (lm.provenance.tokenizerSha256 !== info.tokenizerSha256) throw new Error(`model ${info.path}: tokenizer hash differs from the model-info record`);
   const guard = ContaminationGuard.fromInfo(lm.model, info);
-  return { model: lm.model, guard, info, provenance: lm.provenance };
+  return { model: lm.model, guard, info, provenance: lm.provenance, workContext: lm.workContext };
 }

@@ -14,7 +14,7 @@
 import { totalmem } from "node:os";
 import { realpathSync, statSync } from "node:fs";
 import type { Logger, Services } from "../../core/plugin.ts";
-import { buildInfo, loadModel, type BuildInfo, type LoadModelOptions, type Model } from "../../native/index.ts";
+import { buildInfo, loadModel, type BuildInfo, type Context, type ContextOptions, type LoadModelOptions, type Model } from "../../native/index.ts";
 import { sha256FileCached } from "./file-hash.ts";
 import { tokenizerSha256 } from "./tokenizer-hash.ts";
 
@@ -51,8 +51,26 @@ export interface ModelProvenance {
 }
 
 export interface LoadedModel {
+  /** The model; its default context is small (probes, one-off scoring). */
   model: Model;
   provenance: ModelProvenance;
+  /**
+   * A fresh context with the configured options (contextSize, parallel, batch sizes, KV
+   * type, threads) for one batch of work; the caller disposes it. A fresh context starts
+   * from an empty KV cache, so what a batch computes never depends on what ran before it
+   * in the process (a resumed or `--only` run gives the same bytes as a full one).
+   */
+  workContext(): Promise<Context>;
+}
+
+/** The default context a model is loaded with: enough for the loader's probes. */
+export const PROBE_CONTEXT = { contextSize: 1024, parallel: 4 } as const;
+
+/** The context options of a load's work contexts. */
+export function workContextOptions(o: ModelLoadOptions): ContextOptions {
+  const out: Record<string, unknown> = {};
+  for (const k of ["threads", "contextSize", "parallel", "batchSize", "ubatchSize", "kvType", "flashAttention"] as const) if (o[k] !== undefined) out[k] = o[k];
+  return out as ContextOptions;
 }
 
 export class ModelServiceError extends Error {
@@ -86,7 +104,9 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
   const real = realpathSync(path);
   const t0 = performance.now();
   const [sha256, tokSha] = await Promise.all([sha256FileCached(real), tokenizerSha256(real)]);
-  const model = await loadModel(real, { ...(opts as LoadModelOptions), signal });
+  // The default context only serves probes; work runs in fresh contexts (workContext()).
+  const probe = { ...workContextOptions(opts), contextSize: Math.min(opts.contextSize ?? PROBE_CONTEXT.contextSize, PROBE_CONTEXT.contextSize), parallel: Math.min(opts.parallel ?? PROBE_CONTEXT.parallel, PROBE_CONTEXT.parallel) };
+  const model = await loadModel(real, { ...(probe as LoadModelOptions), gpuLayers: opts.gpuLayers, mmap: opts.mmap, signal });
   try {
     const b = buildInfo();
     const dev = describeDevice(b, model, opts);
@@ -107,7 +127,8 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
       loadOptions: { ...opts },
       loadSeconds: (performance.now() - t0) / 1000,
     };
-    return { model, provenance };
+    const work = workContextOptions(opts);
+    return { model, provenance, workContext: () => model.createContext(work) };
   } catch (e) {
     model.dispose();
     throw e;

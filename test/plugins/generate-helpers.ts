@@ -12,6 +12,11 @@ export interface SmallRunOptions {
   responses?: string;
   /** The responses stage's sampling line (indented 6); "" for none. */
   responsesSampling?: string;
+  /** Run keys of the instructions stage (count 6, batch 2, maxCalls 4) and the responses batch (2). */
+  count?: number;
+  batch?: number;
+  maxCalls?: number;
+  responsesBatch?: number;
   /** Stages after responses (YAML, indented 2). */
   after?: string;
   /** Replaces the instructions/responses stage headers (e.g. shards). */
@@ -36,15 +41,15 @@ stages:
       sentinels: { maxTokens: 8 }
   - plugin: instructions
 ${o.instructionsStage ?? ""}    config:
-      count: 6
-      batch: 2
-      maxCalls: 4
+      count: ${o.count ?? 6}
+      batch: ${o.batch ?? 2}
+      maxCalls: ${o.maxCalls ?? 4}
       poolFill: true
       sampling: { maxTokens: 24 }
       critic: { threshold: -1000 }
 ${o.instructions ?? ""}  - plugin: responses
 ${o.responsesStage ?? ""}    config:
-      batch: 2
+      batch: ${o.responsesBatch ?? 2}
 ${o.responsesSampling ?? "      sampling: { maxTokens: 12 }\n"}${o.responses ?? ""}${o.after ?? ""}`,
   );
 }
@@ -69,3 +74,8 @@ export const PASSING_QC = `  - plugin: qc
       maxMedianResponseTokens: null
       minCriticAcceptance: null
 `;
+
+/** Exit code 0, or a failure that shows the child's stderr. */
+export function expectOk(r: { exitCode: number; stderr: string }): void {
+  if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}; stderr:\n${r.stderr.split("\n").filter((l) => !l.startsWith("{")).slice(-40).join("\n")}`);
+}

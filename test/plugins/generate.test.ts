@@ -10,7 +10,7 @@ import { INSTRUCTION_DEFAULTS, RESPONSE_DEFAULTS } from "../../plugins/generate/
 import { responseStopStrings } from "../../plugins/prompts/clean.ts";
 import { Instruction, SftExample } from "../../plugins/shared/kinds.ts";
 import { cli, tempDir } from "../helpers.ts";
-import { manifest, PASSING_QC, readJsonl, smallConfig } from "./generate-helpers.ts";
+import { expectOk, manifest, PASSING_QC, readJsonl, smallConfig } from "./generate-helpers.ts";
 
 const strip = ({ _prov, ...r }: Record<string, unknown>) => r;
 const shardExtra = (runDir: string, stage: string, i: number, n: number) =>
@@ -29,9 +29,9 @@ describe("instructions and responses", () => {
   test("the same seed gives byte-identical artifacts in two run directories", async () => {
     const a = await cli(["run", cfg, "--run-dir", runA]);
     expect(a.stderr).not.toContain("error");
-    expect(a.exitCode).toBe(0);
+    expectOk(a);
     const b = await cli(["run", cfg, "--run-dir", runB]);
-    expect(b.exitCode).toBe(0);
+    expectOk(b);
     for (const f of ["load/model.jsonl", "instructions/instructions.jsonl", "responses/examples.jsonl"]) {
       const x = readFileSync(join(runA, f));
       expect(x.length).toBeGreaterThan(0);
@@ -99,9 +99,9 @@ describe("scale mode", () => {
 
   beforeAll(async () => {
     const pilot = smallConfig(dir, "pilot.yaml", { name: "pilot", after: PASSING_QC, responsesSampling: "      sampling: { maxTokens: 10, temperature: 0.5 }\n" });
-    expect((await cli(["run", pilot, "--run-dir", pilotDir])).exitCode).toBe(0);
+    expectOk((await cli(["run", pilot, "--run-dir", pilotDir])));
     const failed = smallConfig(dir, "failed.yaml", { name: "failed", after: "  - plugin: qc\n    gate: report\n" });
-    expect((await cli(["run", failed, "--run-dir", failedPilotDir])).exitCode).toBe(0);
+    expectOk((await cli(["run", failed, "--run-dir", failedPilotDir])));
   });
 
   test("refuses to start without a pilot manifest", async () => {
@@ -134,7 +134,7 @@ describe("scale mode", () => {
     const runDir = join(dir, "s4");
     const r = await cli(["run", cfg, "--run-dir", runDir]);
     expect(r.stderr).not.toContain("error:");
-    expect(r.exitCode).toBe(0);
+    expectOk(r);
     const m = manifest(runDir);
     const p = manifest(pilotDir);
     for (const s of ["instructions", "responses"]) {

@@ -1,0 +1,45 @@
+// The README's main job end to end: `selftune run configs/smoke.yaml` synthesizes a tiny
+// qwen2 model and runs load -> prompts -> instructions -> responses -> qc on it, with the
+// QC gate reporting (random weights cannot pass it), in under two minutes on 2 cores.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ModelInfo, QcReport, SftExample } from "../../plugins/shared/kinds.ts";
+import { cli, ROOT, tempDir } from "../helpers.ts";
+import { expectOk, manifest, readJsonl } from "../plugins/generate-helpers.ts";
+
+const strip = ({ _prov, ...r }: Record<string, unknown>) => r;
+
+describe("smoke run", () => {
+  const runDir = join(tempDir(), "smoke");
+
+  test("configs/smoke.yaml runs end to end", async () => {
+    const t0 = performance.now();
+    const r = await cli(["run", join(ROOT, "configs/smoke.yaml"), "--run-dir", runDir]);
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(`smoke run: ${seconds.toFixed(1)} s`);
+    expectOk(r);
+    expect(seconds).toBeLessThan(120);
+    const m = manifest(runDir);
+    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc"]);
+    for (const s of Object.values(m.stages)) expect(s.status).toBe("done");
+    // QC reported its gates and did not stop the run.
+    expect(r.stdout).toContain("(reported, not stopping)");
+    expect(m.stages.qc!.gates.length).toBe(8);
+  });
+
+  test("its artifacts are what the specs say", () => {
+    const info = ModelInfo.parse(strip(readJsonl(join(runDir, "load/model.jsonl"))[0]!));
+    expect(info.architecture).toBe("qwen2");
+    expect(info.chatTemplate).toBe("present, disabled");
+    expect(info.sentinels.map((s) => [s.name, s.passed])).toEqual([["tokenizer", true], ["critic-choices", true], ["chat-markup", true], ["persona", true]]);
+    const ins = readJsonl(join(runDir, "instructions/instructions.jsonl"));
+    expect(ins.length).toBe(16);
+    const ex = readJsonl(join(runDir, "responses/examples.jsonl")).map((x) => SftExample.parse(strip(x)));
+    expect(ex.length).toBe(16);
+    const report = QcReport.parse(strip(readJsonl(join(runDir, "qc/report.jsonl"))[0]!));
+    expect(report.records).toBe(16);
+    expect(existsSync(join(runDir, "qc/qc-summary.txt"))).toBe(true);
+    expect(readFileSync(join(runDir, "prompts/prompts.txt"), "utf8")).toContain("Instruction:");
+  });
+});
