@@ -55,7 +55,8 @@ ${o.responsesSampling ?? "      sampling: { maxTokens: 12 }\n"}${o.responses ?? 
 }
 
 export function readLines(path: string): string[] {
-  return readFileSync(path, "utf8").trim().split("\n");
+  const text = readFileSync(path, "utf8").trim();
+  return text === "" ? [] : text.split("\n");
 }
 
 export function readJsonl(path: string): Record<string, unknown>[] {

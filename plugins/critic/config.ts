@@ -1,0 +1,12 @@
+// The critic stage's configuration.
+import { z } from "zod";
+
+export const CriticStageConfig = z.strictObject({
+  /** Accept when logp(" A") − logp(" B") ≥ threshold (SPEC §4 default 1.0). */
+  threshold: z.number().default(1.0),
+  /** Drop rejected records (and those without a verdict) instead of keeping them with their verdict. */
+  drop: z.boolean().default(false),
+  /** Records per batch (a commit point). */
+  batch: z.number().int().min(1).default(64),
+});
+export type CriticStageConfig = z.output<typeof CriticStageConfig>;

@@ -1,0 +1,45 @@
+// The critic stage re-judges sft-example records with the pair critic.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { tinyModel } from "../../native/gguf/fixtures.ts";
+import { cli, tempDir } from "../helpers.ts";
+import { expectOk, readJsonl, smallConfig } from "./generate-helpers.ts";
+
+beforeAll(async () => {
+  await tinyModel({ type: "f16" });
+});
+
+describe("critic stage", () => {
+  test("keeps every record with a fresh verdict, or drops the rejected ones", async () => {
+    const dir = tempDir();
+    const cfg = smallConfig(dir, "c.yaml", {
+      name: "critic",
+      count: 4,
+      after: `  - id: rejudged
+    plugin: critic
+    config: { threshold: -1000 }
+  - id: strict
+    plugin: critic
+    inputs: { examples: responses }
+    config: { threshold: 1000, drop: true }
+`,
+    });
+    const runDir = join(dir, "run");
+    expectOk(await cli(["run", cfg, "--run-dir", runDir]));
+    const before = readJsonl(join(runDir, "responses/examples.jsonl"));
+    const after = readJsonl(join(runDir, "rejudged/examples.jsonl"));
+    expect(after.map((r) => r.id)).toEqual(before.map((r) => r.id));
+    for (const [i, r] of after.entries()) {
+      const b = before[i]!;
+      const c = r.critic as { margin: number; threshold: number; accepted: boolean } | null;
+      if (String(r.response).trim() === "") expect(c).toBeNull();
+      else {
+        expect(c!.threshold).toBe(-1000);
+        expect(c!.accepted).toBe(true);
+        // Same prompt, same model: the same margin up to batch-shape rounding (f16 KV).
+        expect(Math.abs(c!.margin - (b.critic as { margin: number }).margin)).toBeLessThan(0.05);
+      }
+    }
+    expect(readJsonl(join(runDir, "strict/examples.jsonl")).length).toBe(0);
+  });
+});
