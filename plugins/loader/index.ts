@@ -10,7 +10,7 @@ import { ModelService, type ModelLoadOptions } from "../shared/model-service.ts"
 import { LoaderConfig } from "./config.ts";
 import { ContaminationGuard } from "./guard.ts";
 import { modelProvenanceExtra, LOAD_OPTIONS_FILE } from "./open.ts";
-import { runSentinels } from "./sentinels.ts";
+import { fatalSentinels, runSentinels } from "./sentinels.ts";
 
 export class SentinelFailure extends Error {
   constructor(message: string) {
@@ -77,10 +77,8 @@ export default definePlugin({
     ctx.outputs.model.commit();
     await ctx.writeFile(LOAD_OPTIONS_FILE, JSON.stringify(load, null, 2) + "\n");
 
-    const fatal = sentinels.filter((s) => s.status === "fail" && s.passed === false);
-    if (fatal.length) {
-      throw new SentinelFailure(`load refused: sentinel probe(s) failed: ${fatal.map((s) => `${s.name}: ${s.detail}`).join(" | ")} (set the loader's sentinels.<name> to warn or off to proceed anyway)`);
-    }
+    const fatal = fatalSentinels(sentinels);
+    if (fatal) throw new SentinelFailure(fatal);
     ctx.log.info(`loader: ${info.architecture} ${info.fileType}, ${info.parameters.toLocaleString("en-US")} parameters, vocabulary ${info.vocabSize}, chat template ${info.chatTemplate}, ${info.specialTokens.length} special tokens guarded, ${info.device}`);
   },
 });

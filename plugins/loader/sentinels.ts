@@ -139,3 +139,10 @@ export async function runSentinels(model: Model, guard: ContaminationGuard, gen:
   add("persona", cfg.persona, completions ? () => personaProbe(completions) : null);
   return out;
 }
+
+/** The load is refused when a probe set to `fail` failed: the message names each one. */
+export function fatalSentinels(results: readonly SentinelResult[]): string | null {
+  const fatal = results.filter((s) => s.status === "fail" && s.passed === false);
+  if (!fatal.length) return null;
+  return `load refused: sentinel probe(s) failed: ${fatal.map((s) => `${s.name}: ${s.detail}`).join(" | ")} (set the loader's sentinels.<name> to warn or off to proceed anyway)`;
+}
