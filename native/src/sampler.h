@@ -5,6 +5,10 @@
 // seeded per request, so what a request produces depends only on its own logits and
 // seed, never on which other requests share its decode steps.
 //
+// When top-p is the chain's first stage we sort the head of the candidates (the tokens
+// that can be in the top-p set) before handing them over: llama.cpp's top-p sorts the
+// whole vocabulary whenever its top 256 do not reach p (sampler.cpp, sort_top_p_head).
+//
 // The repetition penalty is applied by us, before the chain, with llama.cpp's formula
 // (logit / p when positive, logit * p otherwise). llama.cpp's penalties sampler would
 // look up every vocabulary entry in a hash map each token (150k lookups on Qwen); ours
@@ -40,6 +44,10 @@ struct SamplingParams {
 struct SamplerScratch {
     std::vector<llama_token_data> cur;
     std::vector<float> row;
+    // top-p head sort (sampler.cpp)
+    std::vector<llama_token_data> sorted;
+    std::vector<size_t> bucket_count, bucket_start;
+    std::vector<double> bucket_mass;
 };
 
 class SequenceSampler {
@@ -62,6 +70,8 @@ class SequenceSampler {
     float penalty_;
     int32_t window_size_;
     llama_sampler * chain_ = nullptr;   // null: greedy
+    bool presort_top_p_ = false;
+    float top_p_ = 1.0f;
     std::deque<llama_token> window_;
     std::vector<std::pair<llama_token, int32_t>> counts_;   // distinct tokens in the window
 };

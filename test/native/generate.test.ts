@@ -82,6 +82,11 @@ describe("batched == alone", () => {
     const batched = await generate(model, reqs);
     const single = await aloneEach(reqs);
     for (let i = 0; i < reqs.length; i++) expect(batched.results[i]!.tokens).toEqual(single[i]!.tokens);
+    // The pilot's instruction sampling: top-p without top-k (the sorted-head path).
+    const pilot = reqs.map((r) => ({ ...r, sampling: { maxTokens: r.sampling.maxTokens, seed: r.sampling.seed, temperature: 0.7, topP: 0.9, repetitionPenalty: 1.1 } }));
+    const pb = await generate(model, pilot);
+    const ps = await aloneEach(pilot);
+    for (let i = 0; i < reqs.length; i++) expect(pb.results[i]!.tokens).toEqual(ps[i]!.tokens);
     // ... and the seeds matter.
     const reseeded = await generate(model, reqs.map((r) => ({ ...r, sampling: { ...r.sampling, seed: r.sampling.seed + 1 } })));
     const same = reseeded.results.filter((r, i) => r.text === batched.results[i]!.text).length;
@@ -120,6 +125,36 @@ describe("batched == alone", () => {
     expect(b.results.map((r) => r.text)).toEqual(a.results.map((r) => r.text));
     const other = await generate(model, reqs, { sampling: { seed: 7 } });
     expect(other.results.map((r) => r.text)).not.toEqual(a.results.map((r) => r.text));
+  });
+});
+
+describe("greedy against the reference path", () => {
+  /** Greedy continuation computed the plain way: evalLogits on prompt + generated, argmax in JS, penalty in JS. */
+  async function reference(prompt: number[], n: number, penalty = 1, window = 64): Promise<number[]> {
+    const V = model.info.vocabSize;
+    const out: number[] = [];
+    for (let k = 0; k < n; k++) {
+      const logits = await alone.evalLogits([...prompt, ...out]);
+      const row = Array.from(logits.subarray((prompt.length + k - 1) * V, (prompt.length + k) * V));
+      for (const t of new Set(out.slice(-window))) row[t] = row[t]! <= 0 ? row[t]! * penalty : row[t]! / penalty;
+      let best = 0;
+      for (let i = 1; i < V; i++) if (row[i]! > row[best]!) best = i;
+      out.push(best);
+    }
+    return out;
+  }
+
+  test("greedy tokens are the argmax of the reference logits, with and without a repetition penalty", async () => {
+    const prompts = ["The quick brown fox jumps over the lazy dog and then", "1, 2, 3,"].map((p) => model.tokenize(p));
+    let penaltyMattered = false;
+    for (const prompt of prompts) {
+      const plain = await generate(model, [{ prompt, sampling: { maxTokens: 12 } }]);
+      expect(plain.results[0]!.tokens).toEqual(await reference(prompt, 12));
+      const pen = await generate(model, [{ prompt, sampling: { maxTokens: 12, repetitionPenalty: 3, repetitionWindow: 5 } }]);
+      expect(pen.results[0]!.tokens).toEqual(await reference(prompt, 12, 3, 5));
+      penaltyMattered ||= pen.results[0]!.text !== plain.results[0]!.text;
+    }
+    expect(penaltyMattered).toBe(true);
   });
 });
 
