@@ -53,6 +53,7 @@ export function modelProvenanceExtra(p: ModelProvenance): Record<string, unknown
     backend: p.backend,
     device: p.device,
     nativeBuild: p.nativeBuild,
+    nativeBuildInfo: p.buildInfo,
   };
 }
 

@@ -46,6 +46,8 @@ export interface ModelProvenance {
   backend: string;
   device: string;
   nativeBuild: { llamaCpp: string; backend: string; gpu: string | null };
+  /** The addon's full buildInfo() (commit, source, compiler, CUDA archs, CPU features), devices left out. */
+  buildInfo: Omit<BuildInfo, "devices">;
   loadOptions: ModelLoadOptions;
   loadSeconds: number;
 }
@@ -124,6 +126,7 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
       backend: dev.backend,
       device: dev.device,
       nativeBuild: { llamaCpp: llamaCppVersion(b), backend: b.backend, gpu: dev.gpu },
+      buildInfo: (({ devices: _d, ...rest }) => rest)(b),
       loadOptions: { ...opts },
       loadSeconds: (performance.now() - t0) / 1000,
     };

@@ -1,12 +1,16 @@
 // The README's main job end to end: `selftune run configs/smoke.yaml` synthesizes a tiny
 // qwen2 model and runs load -> prompts -> instructions -> responses -> qc on it, with the
 // QC gate reporting (random weights cannot pass it), in under two minutes on 2 cores.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModelInfo, QcReport, SftExample } from "../../plugins/shared/kinds.ts";
 import { cli, ROOT, tempDir } from "../helpers.ts";
 import { expectOk, manifest, readJsonl } from "../plugins/generate-helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 const strip = ({ _prov, ...r }: Record<string, unknown>) => r;
 

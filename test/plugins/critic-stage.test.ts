@@ -1,9 +1,13 @@
 // The critic stage re-judges sft-example records with the pair critic.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { cli, tempDir } from "../helpers.ts";
 import { expectOk, readJsonl, smallConfig } from "./generate-helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 beforeAll(async () => {
   await tinyModel({ type: "f16" });

@@ -1,13 +1,17 @@
 // The A/B critic (SPEC §4): margins are exactly the scoring API's logp(" A") − logp(" B")
 // at the answer position, checked against the addon's reference path (full logits,
 // log-softmax in double precision); thresholds; the single-token check.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { loadModel, type Model } from "../../native/index.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { Critic, CriticError, type Scorer, criticChoiceTokens, scoreInstructions, scorePairs } from "../../plugins/critic/critic.ts";
 import { ContaminationGuard } from "../../plugins/loader/guard.ts";
 import { instructionCriticPrompt, pairCriticPrompt } from "../../plugins/prompts/prompts.ts";
 import { CriticVerdict } from "../../plugins/shared/kinds.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 let model: Model;
 let guard: ContaminationGuard;

@@ -2,12 +2,16 @@
 // SIGKILL a child `bun core/cli.ts run` in the middle of the instructions stage and of
 // the responses stage, run the same command again, and compare every artifact with an
 // uninterrupted run of the same config: byte for byte.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { cli, ROOT, tempDir } from "../helpers.ts";
 import { expectOk, readJsonl, smallConfig } from "./generate-helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 const dir = tempDir();
 const cfg = smallConfig(dir, "resume.yaml", {

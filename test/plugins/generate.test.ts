@@ -2,7 +2,7 @@
 // byte-identical artifacts for equal seeds, records that satisfy the schemas and the
 // spec's invariants, file:line for a bad input record, and scale mode's refusal
 // without a passed pilot (and its use of the pilot's parameters, in shards).
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
@@ -11,6 +11,10 @@ import { responseStopStrings } from "../../plugins/prompts/clean.ts";
 import { Instruction, SftExample } from "../../plugins/shared/kinds.ts";
 import { cli, tempDir } from "../helpers.ts";
 import { expectOk, manifest, PASSING_QC, readJsonl, smallConfig } from "./generate-helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 const strip = ({ _prov, ...r }: Record<string, unknown>) => r;
 const shardExtra = (runDir: string, stage: string, i: number, n: number) =>

@@ -1,13 +1,17 @@
 // The contamination guard (SPEC §2) on a synthesized tiny qwen2 model with Qwen2's real
 // vocabulary (its chatml template present): special-token text stays plain text, special
 // ids in a prompt are an error naming the prompt and the token, no template is applied.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { loadModel, type Model } from "../../native/index.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { ContaminationGuard, GuardError } from "../../plugins/loader/guard.ts";
 import { tokenizerProbe } from "../../plugins/loader/sentinels.ts";
 import { extractInstructions } from "../../plugins/prompts/clean.ts";
 import { buildResponsePrompt, instructionCriticPrompt } from "../../plugins/prompts/prompts.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 let model: Model;
 let guard: ContaminationGuard;

@@ -1,7 +1,7 @@
 // Sentinel probes (SPEC §2): each fail | warn | off; a chat-contaminated model (here a
 // scripted generator that answers like one) fails the chat-markup probe and, with
 // `fail`, the load; the loader's config needs exactly one of model / synthesize.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { loadModel, type Model } from "../../native/index.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
@@ -9,6 +9,10 @@ import { ContaminationGuard } from "../../plugins/loader/guard.ts";
 import { fatalSentinels, runSentinels, SENTINEL_PROMPTS, type SentinelConfig } from "../../plugins/loader/sentinels.ts";
 import type { GenerationRequest, TextGenerator } from "../../plugins/shared/generation.ts";
 import { cli, tempDir, writeConfig } from "../helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 let model: Model;
 let guard: ContaminationGuard;

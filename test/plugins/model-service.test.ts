@@ -1,7 +1,7 @@
 // The model service: one model resident at a time (unless asked and memory allows),
 // loaded once per run and shared; load provenance (file sha256 cached by path + size +
 // mtime, tokenizer hash, native build, backend, device).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
@@ -11,6 +11,10 @@ import { ModelService, ModelServiceError } from "../../plugins/shared/model-serv
 import { computeTokenizerSha256 } from "../../plugins/shared/tokenizer-hash.ts";
 import type { Services } from "../../core/plugin.ts";
 import { tempDir } from "../helpers.ts";
+
+// Child runs and model loads are slow on a shared 2-core machine (the preload's default
+// does not reach every file when several run in one `bun test`).
+setDefaultTimeout(300_000);
 
 /** A Services registry like the pipeline's. */
 function services(): Services & { disposeAll(): Promise<void> } {
