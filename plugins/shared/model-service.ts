@@ -163,6 +163,15 @@ export class ModelService {
     return services.getOrCreate(ModelService.KEY, () => new ModelService(), (s) => s.dispose());
   }
 
+  /**
+   * Unload every model the run's service holds (if it has one), e.g. before a stage
+   * loads weights outside the service (the training engine, the evaluator's variants),
+   * so that two models are never resident together.
+   */
+  static async releaseAll(services: Services): Promise<void> {
+    await services.get<ModelService>(ModelService.KEY)?.unload();
+  }
+
   /** Models currently resident, in load order. */
   resident(): LoadedModel[] {
     return [...this.loaded.values()];

@@ -116,6 +116,16 @@ describe("model service", () => {
     expect(s.resident().length).toBe(0);
   });
 
+  test("releaseAll unloads what the run's service holds (for stages that load outside it)", async () => {
+    const r = services();
+    await ModelService.releaseAll(r); // no service yet: nothing to do
+    const s = await ModelService.of(r);
+    const a = await s.acquire(qwen, { load: { threads: 2, contextSize: 512, parallel: 2 } });
+    await ModelService.releaseAll(r);
+    expect(a.model.disposed).toBe(true);
+    expect(s.resident().length).toBe(0);
+  });
+
   test("disposing the run's services unloads every model", async () => {
     const r = services();
     const s = await ModelService.of(r);
