@@ -34,24 +34,33 @@ export interface CriticChoices {
 }
 
 /**
- * The token ids of " A" and " B" for this tokenizer. Each must be exactly one token,
- * and they must differ and not be special; otherwise the critic cannot work with this
- * model and this is a clear error.
+ * The token ids of " A" and " B" for this tokenizer, as they follow `Answer:` in a critic
+ * prompt (SentencePiece tokenizers add a dummy-prefix space to text on its own, so " A"
+ * alone may be two tokens while "Answer: A" ends in one). Each must be exactly one token
+ * there, the two must differ and not be special; otherwise the critic cannot work with
+ * this model and this is a clear error.
  */
 export function criticChoiceTokens(model: Pick<Model, "tokenize">, guard?: Pick<ContaminationGuard, "findSpecial">): CriticChoices {
+  const tok = (t: string) => model.tokenize(t, { addSpecial: false, parseSpecial: false });
+  const base = tok(ANSWER_CONTEXT);
   const one = (text: string): number => {
-    const ids = model.tokenize(text, { addSpecial: false, parseSpecial: false });
-    if (ids.length !== 1) {
-      throw new CriticError(`critic: ${JSON.stringify(text)} is ${ids.length} tokens (${ids.join(", ")}) for this tokenizer; the A/B critic needs it to be exactly one token`);
+    const ids = tok(ANSWER_CONTEXT + text);
+    const extra = ids.length - base.length;
+    if (extra !== 1 || base.some((id, i) => ids[i] !== id)) {
+      throw new CriticError(`critic: ${JSON.stringify(text)} after ${JSON.stringify(ANSWER_CONTEXT)} is not exactly one token for this tokenizer (${JSON.stringify(ANSWER_CONTEXT + text)} -> ${ids.join(" ")}, ${JSON.stringify(ANSWER_CONTEXT)} -> ${base.join(" ")}); the A/B critic needs one`);
     }
-    if (guard?.findSpecial(ids)) throw new CriticError(`critic: ${JSON.stringify(text)} is a special token (${ids[0]}) for this tokenizer`);
-    return ids[0]!;
+    const id = ids.at(-1)!;
+    if (guard?.findSpecial([id])) throw new CriticError(`critic: ${JSON.stringify(text)} is a special token (${id}) for this tokenizer`);
+    return id;
   };
   const accept = one(CRITIC_CHOICES.accept);
   const reject = one(CRITIC_CHOICES.reject);
   if (accept === reject) throw new CriticError(`critic: ${JSON.stringify(CRITIC_CHOICES.accept)} and ${JSON.stringify(CRITIC_CHOICES.reject)} are the same token ${accept}`);
   return { accept, reject };
 }
+
+/** What precedes the answer token in every critic prompt (specs/prompts.md §6). */
+export const ANSWER_CONTEXT = "\nAnswer:";
 
 /** One judged item: the verdict (the record field) plus the two log-probs behind it. */
 export interface CriticScore {

@@ -38,13 +38,24 @@ beforeAll(async () => {
 afterAll(() => model.dispose());
 
 describe("critic", () => {
-  test('" A" and " B" are single tokens for the qwen2 tokenizer', () => {
+  test('" A" and " B" are single tokens after "Answer:" (qwen2 BPE and llama SentencePiece)', async () => {
+    const spm = await loadModel(await tinyModel({ arch: "llama", type: "f16" }), { vocabOnly: true });
+    try {
+      const c = criticChoiceTokens(spm);
+      // SentencePiece: " A" alone is "▁" + "▁A" (dummy prefix); in context it is "▁A".
+      const p = spm.tokenize(instructionCriticPrompt("Name a color.") + " A");
+      expect(p.at(-1)).toBe(c.accept);
+      expect(spm.tokenize(instructionCriticPrompt("Name a color.") + " B").at(-1)).toBe(c.reject);
+    } finally {
+      spm.dispose();
+    }
     const c = criticChoiceTokens(model, guard);
     expect(model.tokenize(" A")).toEqual([c.accept]);
     expect(model.tokenize(" B")).toEqual([c.reject]);
-    const fake = { tokenize: (t: string) => (t === " A" ? [1, 2] : [3]) };
+    // A tokenizer that splits " A" after "Answer:" cannot serve the critic.
+    const fake = { tokenize: (t: string) => (t.endsWith(" A") ? [7, 1, 2] : t.endsWith(" B") ? [7, 3] : [7]) };
     expect(() => criticChoiceTokens(fake)).toThrow(CriticError);
-    expect(() => criticChoiceTokens(fake)).toThrow(/" A" is 2 tokens/);
+    expect(() => criticChoiceTokens(fake)).toThrow(/" A" after "\\nAnswer:" is not exactly one token/);
   });
 
   test("instruction margins equal logp(A) - logp(B) from the scoring API and from full logits", async () => {
