@@ -8,7 +8,10 @@
 // generation API yet. Margins: the base model is random, so END (one token of 151,936) at the
 // right place essentially never appears (0 of 12); we require at least 8 of 12 after
 // training. Even granting the base a 10 % END rate, P(>= 8 of 12) = 2e-6.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+
+// Model loads, training and full-vocabulary logits are slow on a shared 2-core box.
+setDefaultTimeout(300_000);
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

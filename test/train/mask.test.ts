@@ -3,7 +3,10 @@
 // the template in token space. Proved on the real qwen2, llama-spm (SentencePiece, adds a
 // leading space) and llama-bpe vocabularies, on awkward responses, and on the boundary rule
 // with a tokenizer built to straddle it.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
+
+// Model loads, training and full-vocabulary logits are slow on a shared 2-core box.
+setDefaultTimeout(300_000);
 import { loadModel } from "../../native/index.ts";
 import { vocabPath } from "../../native/gguf/index.ts";
 import { lossMask, type Tokenizer } from "../../native/train.ts";

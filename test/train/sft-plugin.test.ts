@@ -2,7 +2,10 @@
 // records, qc judges them, sft trains a few steps on the tiny model. The QC refusal and its
 // override, the artifacts (adapter loadable by llama.cpp, loss curve, manifest), and resume
 // after Ctrl-C ending with the same adapter bytes as an uninterrupted run.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
+
+// Model loads, training and full-vocabulary logits are slow on a shared 2-core box.
+setDefaultTimeout(300_000);
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";

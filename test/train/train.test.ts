@@ -1,7 +1,10 @@
 // The training loop: learning, determinism (thread count, micro-batch split), checkpoints
 // and resume (bit-identical to an uninterrupted run), cancellation, the schedule, progress,
 // evaluation, the data plan (every example once per epoch, length bucketing).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+
+// Model loads, training and full-vocabulary logits are slow on a shared 2-core box.
+setDefaultTimeout(300_000);
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
