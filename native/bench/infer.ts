@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     widths: { type: "string", default: "1,16,64,256" },
     peer: { type: "string" },
     "header-jobs": { type: "string", default: "512" },
+    "skip-generation": { type: "boolean", default: false },
     "gpu-layers": { type: "string", default: "-1" },
     json: { type: "string" },
   },
@@ -36,7 +37,10 @@ const { values: args } = parseArgs({
 
 const PP = 128;
 const TG = 128;
-const widths = args.widths!.split(",").map(Number);
+// llama.cpp caps a context at 256 sequences and one is our shared-prefix cache: 255 work sequences at most.
+const MAX_WIDTH = 255;
+const widths = args.widths!.split(",").map((w) => Math.min(Number(w), MAX_WIDTH));
+if (args.widths!.split(",").some((w) => Number(w) > MAX_WIDTH)) console.log(`widths above ${MAX_WIDTH} run at ${MAX_WIDTH} (both sides): llama.cpp's 256-sequence limit less our prefix-cache sequence`);
 const gpuLayers = Number(args["gpu-layers"]);
 
 async function modelPath(): Promise<string> {
@@ -130,7 +134,7 @@ const peerPrefill = hasPeer ? runPeer(peer, path, 400, 1, [32], 32 * 401 + 256)[
 console.log(`\n1. plain generation: ${PP}-token prompts, ${TG} greedy tokens each`);
 console.log("   width | ours TG t/s (split KV) | ours TG t/s (unified) | peer S_TG | ratio best | ours S t/s | peer S t/s");
 const genRows = [];
-for (const w of widths) {
+for (const w of args["skip-generation"] ? [] : widths) {
   const split = await plainGeneration(path, w, false);
   const unified = await plainGeneration(path, w, true);
   const p = peerGen.find((r) => r.pl === w);
