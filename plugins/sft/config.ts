@@ -12,8 +12,11 @@ export const LoraConfig = z.strictObject({
 });
 
 export const SftConfig = z.strictObject({
-  /** Base model GGUF (llama or qwen2; f32/f16/bf16 or quantized), relative to the config file. */
-  model: z.string().min(1),
+  /**
+   * Base model GGUF (llama or qwen2; f32/f16/bf16 or quantized), relative to the config file.
+   * Omitted: the model the run's loader stage loaded (its model-info record).
+   */
+  model: z.string().min(1).optional(),
   lora: LoraConfig.default(LoraConfig.parse({})),
   epochs: z.number().int().min(1).default(3),
   lr: z.number().gt(0).default(2e-4),

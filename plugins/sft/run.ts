@@ -2,11 +2,12 @@
 import { existsSync, rmSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { sha256File } from "../../core/artifacts.ts";
+import { ArtifactReader, sha256File } from "../../core/artifacts.ts";
 import type { StageContext } from "../../core/plugin.ts";
 import { buildInfo, loadModel } from "../../native/index.ts";
 import { loadTrainModel, type EvalResult, type TrainData, type TrainResult, type TrainSession } from "../../native/train.ts";
-import { QcReportKind, SftExampleKind } from "../shared/kinds.ts";
+import { ModelInfoKind, QcReportKind, SftExampleKind } from "../shared/kinds.ts";
+import { ModelService } from "../shared/model-service.ts";
 import type { SftConfig } from "./config.ts";
 import { prepareSftData } from "./data.ts";
 import { LoraAdapterKind, TrainStepKind, type TrainingManifest, type TrainStep } from "./kinds.ts";
@@ -25,9 +26,21 @@ async function validation(s: TrainSession, data: TrainData | null, useLora: bool
   return { loss: r.lossSum / r.lossTokens, tokens: r.lossTokens };
 }
 
+/** The model file the run's loader stage loaded, from its model-info record. */
+async function loaderModelPath(ctx: Ctx): Promise<string> {
+  const manifest = await ctx.readManifest(ctx.run.dir);
+  const loader = Object.entries(manifest?.stages ?? {}).find(([, s]) => s.plugin === "loader" && s.status === "done");
+  const art = loader?.[1].artifacts.find((a) => a.kind === "model-info");
+  if (!loader || !art) throw new Error("sft: no `model:` given and no finished loader stage in this run to take the model from");
+  for await (const rec of new ArtifactReader(join(ctx.run.dir, loader[0], art.file), ModelInfoKind)) return rec.path;
+  throw new Error(`sft: the loader's ${art.file} holds no model-info record`);
+}
+
 export async function runSft(ctx: Ctx): Promise<void> {
   const c = ctx.config;
-  const modelPath = resolve(dirname(resolve(ctx.run.configPath)), c.model);
+  // Training loads its own copy of the weights: never two models resident (SPEC §8's lesson).
+  await ModelService.releaseAll(ctx.services);
+  const modelPath = c.model ? resolve(dirname(resolve(ctx.run.configPath)), c.model) : await loaderModelPath(ctx);
   const seed = c.seed ?? ctx.seed;
 
   // QC gate (SPEC §6): a dataset whose QC did not pass is refused unless forced.

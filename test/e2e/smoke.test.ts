@@ -25,7 +25,7 @@ describe("smoke run", () => {
     expectOk(r);
     expect(seconds).toBeLessThan(120);
     const m = manifest(runDir);
-    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc"]);
+    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft"]);
     for (const s of Object.values(m.stages)) expect(s.status).toBe("done");
     // QC reported its gates and did not stop the run.
     expect(r.stdout).toContain("(reported, not stopping)");
@@ -45,5 +45,9 @@ describe("smoke run", () => {
     expect(report.records).toBe(16);
     expect(existsSync(join(runDir, "qc/qc-summary.txt"))).toBe(true);
     expect(readFileSync(join(runDir, "prompts/prompts.txt"), "utf8")).toContain("Instruction:");
+    // sft trained on the loader's model despite the failed QC, and says so.
+    const sft = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).stages.sft;
+    expect(sft.artifacts.map((a: { file: string }) => a.file)).toContain("adapter.gguf");
+    expect(sft.provenance.extra.sft.qcForced).toBe(true);
   });
 });
