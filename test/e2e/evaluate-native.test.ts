@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, tempDir, writeConfig } from "../helpers.ts";
+import { buildInfo } from "../../native/index.ts";
 import { tiny, writeTinyLora } from "../native/helpers.ts";
 
 describe("evaluation with the native generator", () => {
@@ -37,7 +38,7 @@ describe("evaluation with the native generator", () => {
     expect(t.a + t.b + t.c + t.d).toBe(15);
     expect(results.analysis.gate.name).toBe("significance");
     expect(results.variants.map((v: { name: string; generated: number }) => [v.name, v.generated])).toEqual([["base", 15], ["lora", 15]]);
-    expect(results.variants[0].loadInfo.backend).toBe("cpu");
+    expect(results.variants[0].loadInfo.backend).toBe(buildInfo().backend);
     expect(existsSync(join(out, "report.html"))).toBe(true);
   });
 });
