@@ -10,7 +10,7 @@
 // request samples with its own seeded llama.cpp sampler chain, so its output does not
 // depend on what else runs with it; temperature 0 is greedy (argmax).
 
-import { Context, Model, generationAddon, type AdapterUse } from "./index.ts";
+import { Context, Model, abortError, generationAddon, type AdapterUse } from "./index.ts";
 
 // ---- the raw binding ---------------------------------------------------------------
 
@@ -34,16 +34,8 @@ interface NativeEvent {
   tokensGenerated: number;
   seconds: number;
 }
-interface NativeStats {
-  requests: number;
-  promptTokens: number;
-  promptTokensDecoded: number;
-  tokensReused: number;
-  prefixTokens: number;
-  tokensGenerated: number;
-  decodeCalls: number;
-  seconds: number;
-}
+/** GenerateStats less the rate, which is derived in TypeScript. */
+type NativeStats = Omit<GenerateStats, "tokensPerSecond">;
 interface GenerateAddon {
   CancelSource: new () => NativeCancelSource;
   generate(context: unknown, requests: object[], opts: object, onEvent: (e: NativeEvent) => void, cancel?: NativeCancelSource): Promise<NativeStats>;
@@ -172,15 +164,6 @@ export interface GenerateOutput {
 }
 
 // ---- calls -------------------------------------------------------------------------
-
-function abortError(signal: AbortSignal): Error {
-  const reason = signal.reason;
-  if (reason instanceof Error && reason.name === "AbortError") return reason;
-  const err = new Error("the operation was aborted");
-  err.name = "AbortError";
-  (err as Error & { code: string }).code = "ABORT_ERR";
-  return err;
-}
 
 function nativeContext(target: Model | Context): unknown {
   if (target instanceof Model) return target.context.native;

@@ -128,7 +128,8 @@ export function physicalCores(): number {
 
 // ---- cancellation ------------------------------------------------------------------
 
-function abortError(signal: AbortSignal): Error {
+/** The AbortError a cancelled call rejects with (the signal's own reason when it is one). For native/*.ts. */
+export function abortError(signal: AbortSignal): Error {
   const reason = signal.reason;
   if (reason instanceof Error && reason.name === "AbortError") return reason;
   const err = new Error("the operation was aborted");
@@ -137,8 +138,8 @@ function abortError(signal: AbortSignal): Error {
   return err;
 }
 
-/** Runs `fn` with a native cancel handle wired to `signal`. */
-async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel?: NativeCancelSource) => Promise<T>): Promise<T> {
+/** Runs `fn` with a native cancel handle wired to `signal`. For native/*.ts. */
+export async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel?: NativeCancelSource) => Promise<T>): Promise<T> {
   if (!signal) return fn();
   if (signal.aborted) throw abortError(signal);
   const source = new (native().CancelSource)();

@@ -13,7 +13,7 @@
 // The tokenizer is the inference addon's (native/index.ts); training data reaches the
 // engine as token ids plus a 0/1 loss mask per token.
 
-import { trainingAddon, type Model } from "./index.ts";
+import { trainingAddon, withSignal, type Model } from "./index.ts";
 
 // ---- the raw bindings ----------------------------------------------------------------
 
@@ -44,25 +44,6 @@ function addon(): TrainAddon {
   return trainingAddon() as TrainAddon;
 }
 
-function abortError(): Error {
-  const err = new Error("the operation was aborted");
-  err.name = "AbortError";
-  (err as Error & { code: string }).code = "ABORT_ERR";
-  return err;
-}
-
-async function withSignal<T>(signal: AbortSignal | undefined, fn: (cancel?: NativeCancelSource) => Promise<T>): Promise<T> {
-  if (!signal) return fn();
-  if (signal.aborted) throw abortError();
-  const source = new (addon().CancelSource)();
-  const onAbort = () => source.cancel();
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await fn(source);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
 
 // ---- types ---------------------------------------------------------------------------
 

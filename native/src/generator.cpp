@@ -5,6 +5,8 @@
 #include "context.h"
 #include "js_args.h"
 #include "model.h"
+#include "parallel.h"
+#include "prefix.h"
 
 #include <algorithm>
 #include <chrono>
@@ -24,40 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-int32_t common_prefix(const std::vector<llama_token> & a, const std::vector<llama_token> & b, int32_t cap) {
-    const int32_t n = std::min<int32_t>({cap, (int32_t) a.size(), (int32_t) b.size()});
-    int32_t i = 0;
-    while (i < n && a[i] == b[i]) i++;
-    return i;
-}
-
-// fn(i, worker) for i in [0, n) on up to `threads` threads. Exceptions are carried back
-// to the caller: one escaping a std::thread would terminate the process.
-template <typename F>
-void parallel_for(size_t n, int threads, size_t min_per_thread, F fn) {
-    const size_t t = std::min<size_t>((size_t) std::max(threads, 1), (n + min_per_thread - 1) / min_per_thread);
-    if (t <= 1) {
-        for (size_t i = 0; i < n; i++) fn(i, 0);
-        return;
-    }
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto run = [&](size_t w) {
-        try {
-            for (size_t i = w; i < n; i += t) fn(i, w);
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex);
-            if (!error) error = std::current_exception();
-        }
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(t - 1);
-    for (size_t w = 1; w < t; w++) pool.emplace_back(run, w);
-    run(0);
-    for (auto & th : pool) th.join();
-    if (error) std::rethrow_exception(error);
 }
 
 std::string piece(const llama_vocab * vocab, llama_token id) {

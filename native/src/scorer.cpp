@@ -2,6 +2,8 @@
 
 #include "batch.h"
 #include "log_softmax.h"
+#include "parallel.h"
+#include "prefix.h"
 
 #include <algorithm>
 #include <chrono>
@@ -41,32 +43,6 @@ struct Row {
     int32_t batch_index;
     const float * logits;
 };
-
-int32_t common_prefix(const std::vector<llama_token> & a, const std::vector<llama_token> & b, int32_t cap) {
-    const int32_t n = std::min<int32_t>({cap, (int32_t) a.size(), (int32_t) b.size()});
-    int32_t i = 0;
-    while (i < n && a[i] == b[i]) i++;
-    return i;
-}
-
-template <typename F>
-void parallel_for(size_t n, int threads, F fn) {
-    // Spawning per batch costs tens of microseconds; one row costs ~0.1-1 ms.
-    const size_t rows_per_thread_min = 4;
-    const size_t t = std::min<size_t>((size_t) std::max(threads, 1), (n + rows_per_thread_min - 1) / rows_per_thread_min);
-    if (t <= 1) {
-        for (size_t i = 0; i < n; i++) fn(i);
-        return;
-    }
-    std::vector<std::thread> pool;
-    pool.reserve(t - 1);
-    auto run = [&](size_t w) {
-        for (size_t i = w; i < n; i += t) fn(i);
-    };
-    for (size_t w = 1; w < t; w++) pool.emplace_back(run, w);
-    run(0);
-    for (auto & th : pool) th.join();
-}
 
 class ScoreRun {
   public:
@@ -266,7 +242,8 @@ class ScoreRun {
             if (!r.logits) throw std::runtime_error("llama.cpp returned no logits for a requested position");
         }
         const size_t n_vocab = (size_t) s_.n_vocab();
-        parallel_for(rows_.size(), s_.params().n_threads, [&](size_t i) {
+        // At least 4 rows a thread: a spawn costs tens of microseconds, a row ~0.1-1 ms.
+        parallel_for(rows_.size(), s_.params().n_threads, 4, [&](size_t i, size_t) {
             const Row & r = rows_[i];
             const Plan & p = plans_[r.item];
             ScoreResult & out = results_[r.item];
