@@ -38,7 +38,7 @@ async function cmdRun(args: { config: string; runDir?: string; from?: string; on
   process.off("SIGTERM", onSigint);
   if (!shard) printSummary(readJsonIfExists<RunManifest>(manifestPath(outcome.runDir)));
   if (outcome.status === "gate-failed") {
-    console.error(`\nrun stopped: ${outcome.failedGates.filter((f) => true).map((f) => `${f.stage}: ${f.gate.name} failed (${f.gate.summary})`).join("; ")}`);
+    console.error(`\nrun stopped: ${outcome.failedGates.map((f) => `${f.stage}: ${f.gate.name} failed (${f.gate.summary})`).join("; ")}`);
   }
   if (outcome.status === "interrupted") console.error("\nrun interrupted; run the same command again to resume");
   return outcome.exitCode;

@@ -12,10 +12,7 @@ import {
   pairCriticPrompt,
   trainingText,
 } from "./prompts.ts";
-
-function sha256(s: string): string {
-  return new Bun.CryptoHasher("sha256").update(s).digest("hex");
-}
+import { sha256 } from "../../core/provenance.ts";
 
 function record(name: string, description: string, template: string, example: string): PromptSpec {
   return { name, version: PROMPT_FORMAT_VERSION, description, template, example, sha256: sha256(`${template}\n${example}`) };
