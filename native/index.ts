@@ -326,6 +326,12 @@ export interface ScoreOptions {
   minSharedPrefix?: number;
   /** Share common prefixes through the KV cache. Default true. */
   reusePrefix?: boolean;
+  /**
+   * Log-softmax each logit row on the host instead of inside the decode graph. The graph
+   * path (the default) brings back a few floats per scored position instead of the
+   * vocabulary-sized row; the host path is the reference the tests hold it to.
+   */
+  hostLogSoftmax?: boolean;
   onProgress?: (p: ScoreProgress) => void;
   signal?: AbortSignal;
 }

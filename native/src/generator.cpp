@@ -103,6 +103,7 @@ class GenRun {
         while (next_ < order_.size() || !running_.empty()) {
             job_.check_cancelled();
             admit();
+            close_holes();
             step();
             report();
         }
@@ -256,26 +257,22 @@ class GenRun {
     // One llama_decode: a token for every generating request first (they cost one batch
     // slot each and keep the step rate up), then prompt chunks, oldest request first.
     void step() {
-        struct Chunk {
+        struct Part {
             Running * r;
-            int32_t to;
+            int32_t to;   // prompt chunk: positions [cursor, to); a generated token: -1
         };
-        std::vector<Chunk> chunks;
+        std::vector<Part> parts;
         for (int attempt = 0;; attempt++) {
             const bool with_prompts = attempt == 0;
-            batch_.clear();
-            rows_.clear();
-            chunks.clear();
+            parts.clear();
             int32_t room = batch_.capacity();
             int32_t outs = out_limit_;
             const size_t n = running_.size();
             // A batch smaller than the running set serves the requests in turn.
             for (size_t k = 0; k < n && room > 0 && outs > 0; k++) {
                 Running & r = *running_[(rotate_ + k) % n];
-                r.row = -1;
                 if (r.pending < 0) continue;
-                r.row = batch_.add(r.pending, r.n_past, r.seq, true);
-                rows_.push_back(&r);
+                parts.push_back({&r, -1});
                 room--;
                 outs--;
             }
@@ -285,38 +282,80 @@ class GenRun {
                 int32_t to = std::min(r.n_prompt, r.cursor + room);
                 if (to == r.n_prompt && outs == 0) to--;   // its logit row waits for the next step
                 if (to <= r.cursor) continue;
-                for (int32_t pos = r.cursor; pos < to; pos++) {
+                if (to == r.n_prompt) outs--;
+                room -= to - r.cursor;
+                parts.push_back({&r, to});
+            }
+            if (parts.empty()) return;
+            // Sequence order: llama.cpp's split cache (kvUnified off) puts only sequences
+            // with consecutive increasing ids into one micro-batch, so any other order
+            // would cut the step into one graph per sequence.
+            std::sort(parts.begin(), parts.end(), [](const Part & a, const Part & b) { return a.r->seq < b.r->seq; });
+            batch_.clear();
+            rows_.clear();
+            for (const Part & p : parts) {
+                Running & r = *p.r;
+                r.row = -1;
+                if (p.to < 0) {
+                    r.row = batch_.add(r.pending, r.n_past, r.seq, true);
+                    rows_.push_back(&r);
+                    continue;
+                }
+                for (int32_t pos = r.cursor; pos < p.to; pos++) {
                     const bool out = pos == r.n_prompt - 1;
                     const int32_t bi = batch_.add(requests_tokens(r)[(size_t) pos], pos, r.seq, out);
                     if (out) {
                         r.row = bi;
                         rows_.push_back(&r);
-                        outs--;
                     }
                 }
-                room -= to - r.cursor;
-                chunks.push_back({&r, to});
             }
-            if (batch_.size() == 0) return;
             if (s_.decode(batch_.get()) == 0) break;
             // Reservations make this unexpected; without prompt chunks it is an error.
-            if (!with_prompts || chunks.empty()) {
+            const bool chunked = std::any_of(parts.begin(), parts.end(), [](const Part & p) { return p.to >= 0; });
+            if (!with_prompts || !chunked) {
                 throw std::runtime_error("the KV cache is full; increase contextSize or lower parallel");
             }
         }
         stats_.decode_calls++;
         if (!running_.empty()) rotate_ = (rotate_ + 1) % running_.size();
-        for (const Chunk & c : chunks) {
-            stats_.prompt_decoded += c.to - c.r->cursor;
-            c.r->cursor = c.r->n_past = c.to;
-        }
-        for (Running * r : rows_) {
-            if (r->pending >= 0) {
-                r->n_past++;
-                r->pending = -1;
+        for (const Part & p : parts) {
+            Running & r = *p.r;
+            if (p.to >= 0) {
+                stats_.prompt_decoded += p.to - r.cursor;
+                r.cursor = r.n_past = p.to;
+            } else {
+                r.n_past++;
+                r.pending = -1;
             }
         }
         sample_rows();
+    }
+
+    // With the split cache a finished request leaves a hole in the sequence ids, and a
+    // micro-batch never spans a hole (see step). When no request is waiting to fill it,
+    // the highest running sequence moves down into it: llama.cpp copies its whole stream
+    // (a few MB) on the device at the next decode.
+    void close_holes() {
+        if (s_.params().kv_unified || next_ < order_.size()) return;
+        for (;;) {
+            Running * top = nullptr;
+            for (auto & r : running_) {
+                if (!top || r->seq > top->seq) top = r.get();
+            }
+            if (!top || free_seqs_.empty() || free_seqs_.back() > top->seq) return;
+            const llama_seq_id hole = free_seqs_.back();
+            free_seqs_.pop_back();
+            llama_memory_seq_cp(s_.memory(), top->seq, hole, -1, -1);
+            llama_memory_seq_rm(s_.memory(), top->seq, -1, -1);
+            release_seq(top->seq);
+            top->seq = hole;
+        }
+    }
+
+    // Free sequences are kept highest first, so admission takes the lowest id.
+    void release_seq(llama_seq_id seq) {
+        free_seqs_.insert(std::upper_bound(free_seqs_.begin(), free_seqs_.end(), seq, std::greater<llama_seq_id>()), seq);
     }
 
     const std::vector<llama_token> & requests_tokens(const Running & r) const { return plans_[(size_t) r.req].tokens; }
@@ -376,7 +415,7 @@ class GenRun {
                 continue;
             }
             llama_memory_seq_rm(s_.memory(), r->seq, -1, -1);
-            free_seqs_.push_back(r->seq);
+            release_seq(r->seq);
             own_cells_ -= r->charge;
             for (Orphan & o : orphans_) {
                 o.users.erase(std::remove_if(o.users.begin(), o.users.end(), [&](const auto & u) { return u.first == r.get(); }),

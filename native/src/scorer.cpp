@@ -4,10 +4,13 @@
 #include "log_softmax.h"
 #include "parallel.h"
 #include "prefix.h"
+#include "score_head.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
@@ -58,6 +61,12 @@ class ScoreRun {
         s_.clear_work_seqs();
         for (uint32_t i = s_.n_work_seqs(); i > 0; i--) free_seqs_.push_back(s_.work_seq(i - 1));
         cells_ = (int64_t) s_.prefix_tokens().size();
+        if (!opts_.host_log_softmax) {
+            size_t most = 0;
+            for (const ScoreItem & it : items_) most = std::max(most, it.candidates.size());
+            std::vector<llama_seq_id> seqs(free_seqs_.rbegin(), free_seqs_.rend());
+            head_ = std::make_unique<ScoreHead>(s_, seqs, (int32_t) (1 + most));
+        }
 
         while (next_ < order_.size() || !active_.empty()) {
             job_.check_cancelled();
@@ -208,15 +217,22 @@ class ScoreRun {
         std::vector<Segment> segs = plan_batch();
         if (segs.empty()) return;
         for (;;) {
+            // Sequence order: llama.cpp's split cache (kvUnified off) puts only sequences
+            // with consecutive increasing ids into one micro-batch.
+            std::sort(segs.begin(), segs.end(),
+                      [&](const Segment & a, const Segment & b) { return active_[a.active].seq < active_[b.active].seq; });
             rows_.clear();
             batch_.clear();
+            if (head_) head_->clear_queues();
             for (const Segment & sg : segs) {
                 const Active & act = active_[sg.active];
                 const Plan & p = plans_[act.item];
                 for (int32_t pos = sg.from; pos < sg.to; pos++) {
                     const bool out = pos >= p.first_out;
                     const int32_t bi = batch_.add(p.tokens[pos], pos, act.seq, out);
-                    if (out) rows_.push_back({act.item, pos, bi, nullptr});
+                    if (!out) continue;
+                    rows_.push_back({act.item, pos, bi, nullptr});
+                    if (head_) push_gather(act, p, pos);
                 }
             }
             if (s_.decode(batch_.get()) == 0) break;
@@ -235,7 +251,22 @@ class ScoreRun {
         read_outputs();
     }
 
+    // The tokens whose logits the score head brings back for output position `pos`: the
+    // next token (if any), then the item's candidates at its last prompt position. Unused
+    // slots repeat the first, so every slot is a valid id.
+    void push_gather(const Active & act, const Plan & p, int32_t pos) {
+        const std::vector<llama_token> & cand = items_[(size_t) act.item].candidates;
+        gather_.assign((size_t) head_->n_gather(), 0);
+        const bool has_next = (size_t) pos + 1 < p.tokens.size();
+        gather_[0] = has_next ? p.tokens[(size_t) pos + 1] : !cand.empty() ? cand[0] : 0;
+        for (size_t k = 1; k < gather_.size(); k++) {
+            gather_[k] = pos == p.first_out && k - 1 < cand.size() ? cand[k - 1] : gather_[0];
+        }
+        head_->push(act.seq, gather_.data());
+    }
+
     void read_outputs() {
+        if (head_) return read_head_outputs();
         llama_context * ctx = s_.ctx();
         for (Row & r : rows_) {
             r.logits = llama_get_logits_ith(ctx, r.batch_index);
@@ -259,6 +290,20 @@ class ScoreRun {
         stats_.outputs += (int64_t) rows_.size();
     }
 
+    void read_head_outputs() {
+        for (const Row & r : rows_) {
+            const float * v = head_->row(r.batch_index);   // [lse, next token, candidates...]
+            const Plan & p = plans_[r.item];
+            ScoreResult & out = results_[r.item];
+            const double lse = v[0];
+            if ((size_t) r.pos + 1 < p.tokens.size()) out.logprobs[(size_t) (r.pos + 1 - p.n_prompt)] = (double) v[1] - lse;
+            if (r.pos == p.first_out) {
+                for (size_t k = 0; k < out.candidate_logprobs.size(); k++) out.candidate_logprobs[k] = (double) v[2 + k] - lse;
+            }
+        }
+        stats_.outputs += (int64_t) rows_.size();
+    }
+
     void retire() {
         size_t kept = 0;
         for (size_t a = 0; a < active_.size(); a++) {
@@ -269,7 +314,9 @@ class ScoreRun {
                 continue;
             }
             llama_memory_seq_rm(s_.memory(), act.seq, -1, -1);
-            free_seqs_.push_back(act.seq);
+            // Kept highest first: admission takes the lowest free id (see decode_step).
+            free_seqs_.insert(std::upper_bound(free_seqs_.begin(), free_seqs_.end(), act.seq, std::greater<llama_seq_id>()),
+                              act.seq);
             cells_ -= p.n_eval - act.start;
             ScoreResult & r = results_[act.item];
             r.sum = std::accumulate(r.logprobs.begin(), r.logprobs.end(), 0.0);
@@ -305,6 +352,8 @@ class ScoreRun {
     std::vector<Active> active_;
     std::vector<llama_seq_id> free_seqs_;
     std::vector<Row> rows_;
+    std::unique_ptr<ScoreHead> head_;   // null: log-softmax on the host
+    std::vector<llama_token> gather_;
     int64_t cells_ = 0;   // estimate of KV cells in use
     int64_t done_ = 0;
 };

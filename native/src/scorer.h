@@ -30,6 +30,9 @@ struct ScoreItem {
 struct ScoreOptions {
     int32_t min_shared_prefix = 16;   // shorter common prefixes are recomputed, not copied
     bool    reuse_prefix = true;
+    // Reduce every logit row on the host (the reference path) instead of in the decode
+    // graph (score_head.h), which brings back 4 bytes per wanted value, not the row.
+    bool    host_log_softmax = false;
 };
 
 struct ScoreResult {

@@ -25,6 +25,9 @@ std::shared_ptr<Session> Session::create(std::shared_ptr<ModelHandle> model, con
     cp.n_seq_max = params.n_parallel + 1;   // + the prefix-cache sequence
     // llama.cpp reserves at least one output row per sequence and asserts on less.
     cp.n_outputs_max = std::max(std::min(params.n_outputs_max, params.n_batch), cp.n_seq_max);
+    // The scorer's in-graph log-softmax (score_head.h) is a backend sampler, which llama.cpp
+    // limits to this many outputs per sequence per decode (its default: 1).
+    cp.n_outputs_max_per_seq = cp.n_outputs_max;
     const int32_t threads = params.n_threads > 0 ? params.n_threads : physical_cores();
     cp.n_threads = threads;
     cp.n_threads_batch = threads;

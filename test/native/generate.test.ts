@@ -386,4 +386,22 @@ describe("kvUnified off", () => {
       ctx.dispose();
     }
   });
+
+  test("a request that ends early hands its sequence id on: the others' KV moves down, output unchanged", async () => {
+    // The first and third requests end first and nothing waits to take their sequences:
+    // the generator moves the last running sequence's cache into the lowest free id so
+    // the rest of the run stays one micro-batch per step. The moved requests must go on
+    // exactly as they would have.
+    const ctx = await model.createContext({ contextSize: 1024, parallel: 4, kvUnified: false, ...EXACT } as Parameters<Model["createContext"]>[0]);
+    try {
+      const prompts = ["Hi", "Once upon a time", "1, 2, 3,", "Paris is the capital of"];
+      const reqs = prompts.map((p, i) => ({ prompt: p, sampling: { maxTokens: i % 2 === 0 ? 3 : 40 } }));
+      const split = await generate(ctx, reqs);
+      const ref = await aloneEach(reqs);
+      for (let i = 0; i < reqs.length; i++) expect(split.results[i]!.tokens).toEqual(ref[i]!.tokens);
+      expect(split.results[3]!.tokens.length).toBeGreaterThan(10);
+    } finally {
+      ctx.dispose();
+    }
+  });
 });

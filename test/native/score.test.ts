@@ -89,6 +89,24 @@ describe("log-probs against the reference path", () => {
     }
   });
 
+  test("the in-graph log-softmax matches the host's, for any number of candidates per item", async () => {
+    // Items ask for 0, 2 and 9 candidates, so the graph gathers 10 logits per row and
+    // pads the rest; split and unified caches, with and without a shared prefix.
+    const ids = model.tokenize(" a b c d e f g h i");
+    const items: ScoreItem[] = rubricItems(model).map((it, i) => ({ ...it, candidates: i % 3 === 0 ? [] : i % 3 === 1 ? it.candidates : ids.slice(0, 9) }));
+    for (const kvUnified of [true, false]) {
+      const ctx = await model.createContext({ ...EXACT, contextSize: 2048, parallel: 3, kvUnified } as Parameters<Model["createContext"]>[0]);
+      try {
+        const graph = await ctx.score(items);
+        const host = await ctx.score(items, { hostLogSoftmax: true });
+        expectSameScores(graph.items, host.items, 2e-5);
+        for (let i = 0; i < items.length; i++) expect(graph.items[i]!.candidates ?? []).toHaveLength(items[i]!.candidates!.length);
+      } finally {
+        ctx.dispose();
+      }
+    }
+  });
+
   test("token ids and text give the same result", async () => {
     const prompt = model.tokenize("The capital of France is");
     const cont = model.tokenize(" Paris.");
