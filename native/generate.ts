@@ -151,6 +151,14 @@ export interface GenerateOptions {
   minSharedPrefix?: number;
   /** Share common prompt prefixes through the KV cache. Default true. */
   reusePrefix?: boolean;
+  /**
+   * Where greedy tokens are picked when every request of the call is greedy without a
+   * repetition penalty. "graph": llama.cpp's argmax inside the decode graph, one id per
+   * sequence comes back instead of the logit row. "host": from the copied row. Same
+   * tokens either way. "auto" (default): the graph when the logits live on a GPU.
+   * Sampling with a temperature always runs on the host.
+   */
+  greedy?: "auto" | "graph" | "host";
   /** Called on the JS thread as each request finishes (in finishing order). A throw stops the call and rejects it with that error. */
   onResult?: (result: GenerateResult) => void;
   onProgress?: (p: GenerateProgress) => void;

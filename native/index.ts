@@ -327,11 +327,13 @@ export interface ScoreOptions {
   /** Share common prefixes through the KV cache. Default true. */
   reusePrefix?: boolean;
   /**
-   * Log-softmax each logit row on the host instead of inside the decode graph. The graph
-   * path (the default) brings back a few floats per scored position instead of the
-   * vocabulary-sized row; the host path is the reference the tests hold it to.
+   * Where each logit row is log-softmaxed. "graph": inside the decode graph, on the
+   * model's device, so a few floats per scored position come back instead of the
+   * vocabulary-sized row. "host": the row is copied and reduced on the CPU (the reference
+   * path). "auto" (default): the graph when the logits live on a GPU, else the host,
+   * whose vectorised loop beats ggml's generic CPU ops.
    */
-  hostLogSoftmax?: boolean;
+  logSoftmax?: "auto" | "graph" | "host";
   onProgress?: (p: ScoreProgress) => void;
   signal?: AbortSignal;
 }

@@ -160,7 +160,7 @@ Napi::Value Context::score(const Napi::CallbackInfo & info) {
     ScoreOptions opts;
     opts.min_shared_prefix = (int32_t) opt_int(o, "minSharedPrefix", 16, 1, INT32_MAX);
     opts.reuse_prefix = opt_bool(o, "reusePrefix", true);
-    opts.host_log_softmax = opt_bool(o, "hostLogSoftmax", false);
+    opts.log_softmax = reduce_on_from_js(o.Get("logSoftmax"), "score options.logSoftmax");
     std::vector<AdapterUse> adapters = adapters_from_js(o.Get("adapters"), session->model());
     CancelFlag cancel = CancelSource::from_value(info[3]);
 

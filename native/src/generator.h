@@ -19,6 +19,7 @@
 
 #include "job.h"
 #include "sampler.h"
+#include "seq_samplers.h"
 #include "session.h"
 
 #include "llama.h"
@@ -45,6 +46,10 @@ struct GenOptions {
     int32_t  min_shared_prefix = 16;   // shorter common prefixes are recomputed, not copied
     bool     reuse_prefix = true;
     uint32_t seed = 0;                 // base of the seeds of requests that set none
+    // Where greedy picks happen when every request is greedy without a repetition
+    // penalty: in the decode graph (llama.cpp's argmax, one id per row comes back) or on
+    // the host from the copied row. Sampling with temperature is always on the host.
+    ReduceOn greedy = ReduceOn::automatic;
 };
 
 enum class StopKind { eos, length, stop };

@@ -6,6 +6,8 @@
 #include "js_args.h"
 #include "log.h"
 
+#include "ggml-backend.h"
+
 #include <climits>
 #include <cmath>
 #include <stdexcept>
@@ -129,7 +131,15 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
         const std::string why = capture.errors();
         throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
     }
-    return std::shared_ptr<ModelHandle>(new ModelHandle(model, path, params.vocab_only));
+    auto handle = std::shared_ptr<ModelHandle>(new ModelHandle(model, path, params.vocab_only));
+    bool gpu = false;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        gpu = gpu || ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU;
+    }
+    // llama.cpp offloads the output layer last: it is on the GPU once every block is.
+    handle->output_on_gpu_ = gpu && !params.vocab_only &&
+                             (params.n_gpu_layers < 0 || params.n_gpu_layers > llama_model_n_layer(model));
+    return handle;
 }
 
 std::vector<llama_token> tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special,

@@ -68,12 +68,16 @@ class ModelHandle {
     const llama_vocab * vocab() const { return llama_model_get_vocab(model_); }
     const ModelInfo & info() const { return info_; }
     const std::string & path() const { return path_; }
+    // Whether the output layer (and so the logits) lives on a GPU: all layers offloaded
+    // on a build with a GPU device.
+    bool output_on_gpu() const { return output_on_gpu_; }
 
   private:
     ModelHandle(llama_model * model, std::string path, bool vocab_only);
     llama_model * model_;
     std::string path_;
     ModelInfo info_;
+    bool output_on_gpu_ = false;
 };
 
 class Model : public Napi::ObjectWrap<Model> {

@@ -64,36 +64,14 @@ llama_sampler_i head_iface = {
 }  // namespace
 
 ScoreHead::ScoreHead(Session & session, const std::vector<llama_seq_id> & seqs, int32_t n_gather)
-    : session_(session), n_gather_(std::max(1, n_gather)) {
-    llama_context * ctx = session_.ctx();
-    try {
-        for (llama_seq_id id : seqs) {
-            seqs_.push_back(std::make_unique<Seq>(Seq{this, id, {}, {}}));
-            llama_sampler_chain_params cp = llama_sampler_chain_default_params();
-            cp.no_perf = true;
-            llama_sampler * chain = llama_sampler_chain_init(cp);
-            llama_sampler_chain_add(chain, llama_sampler_init(&head_iface, seqs_.back().get()));
-            chains_.push_back(chain);
-            if (!llama_set_sampler(ctx, id, chain)) {
-                throw std::runtime_error("llama.cpp refused a backend sampler for sequence " + std::to_string(id));
-            }
-        }
-    } catch (...) {
-        uninstall();
-        throw;
+    : session_(session), n_gather_(std::max(1, n_gather)), installed_(session.ctx()) {
+    for (llama_seq_id id : seqs) {
+        seqs_.push_back(std::make_unique<Seq>(Seq{this, id, {}, {}}));
+        installed_.install(id, llama_sampler_init(&head_iface, seqs_.back().get()));
     }
 }
 
-ScoreHead::~ScoreHead() { uninstall(); }
-
-void ScoreHead::uninstall() {
-    llama_context * ctx = session_.ctx();
-    for (size_t i = 0; i < chains_.size(); i++) {
-        llama_set_sampler(ctx, seqs_[i]->id, nullptr);
-        llama_sampler_free(chains_[i]);
-    }
-    chains_.clear();
-}
+ScoreHead::~ScoreHead() = default;
 
 void ScoreHead::push(llama_seq_id seq, const llama_token * ids) {
     for (auto & s : seqs_) {

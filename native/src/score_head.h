@@ -6,7 +6,7 @@
 // tokens, more than the forward pass itself. ScoreHead appends the reduction to the
 // decode graph instead, so 4 bytes per wanted value come back.
 //
-// It rides llama.cpp's backend-sampling hook (llama_set_sampler): a sampler chain per work
+// It rides llama.cpp's backend-sampling hook (seq_samplers.h): a sampler chain per work
 // sequence whose only member is ours. llama.cpp then skips the raw logit copy for those
 // sequences and copies, per output row, the small tensor our sampler hands back
 // (read with llama_get_sampled_logits_ith). The hook calls the sampler once per output
@@ -21,6 +21,8 @@
 // holds because llama.cpp splits a batch into micro-batches in each sequence's position
 // order, and reuses a graph only for the same rows of the same sequences.
 #pragma once
+
+#include "seq_samplers.h"
 
 #include "llama.h"
 
@@ -38,8 +40,8 @@ class Session;
 class ScoreHead {
   public:
     // Installs the samplers on `seqs` of the session's context; each row gathers
-    // `n_gather` token logits. Throws std::runtime_error when the device lacks an op
-    // (the caller then reduces on the host).
+    // `n_gather` token logits. An op the model's device lacks runs on the CPU backend
+    // (ggml's scheduler places it), so the numbers hold on any backend.
     ScoreHead(Session & session, const std::vector<llama_seq_id> & seqs, int32_t n_gather);
     // Removes the samplers: later decodes copy raw logits again.
     ~ScoreHead();
@@ -62,12 +64,10 @@ class ScoreHead {
     void set_input(Seq & seq);
 
   private:
-    void uninstall();
-
     Session & session_;
     int32_t n_gather_;
     std::vector<std::unique_ptr<Seq>> seqs_;
-    std::vector<llama_sampler *> chains_;
+    SeqSamplers installed_;   // declared after seqs_: removed before the Seqs they point to go
 
     // The current graph's reduction.
     ggml_tensor * base_ = nullptr;      // the [n_vocab, n_rows] logits the rows view

@@ -61,7 +61,7 @@ class ScoreRun {
         s_.clear_work_seqs();
         for (uint32_t i = s_.n_work_seqs(); i > 0; i--) free_seqs_.push_back(s_.work_seq(i - 1));
         cells_ = (int64_t) s_.prefix_tokens().size();
-        if (!opts_.host_log_softmax) {
+        if (reduce_in_graph(opts_.log_softmax, s_)) {
             size_t most = 0;
             for (const ScoreItem & it : items_) most = std::max(most, it.candidates.size());
             std::vector<llama_seq_id> seqs(free_seqs_.rbegin(), free_seqs_.rend());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "job.h"
+#include "seq_samplers.h"
 #include "session.h"
 
 #include "llama.h"
@@ -30,9 +31,9 @@ struct ScoreItem {
 struct ScoreOptions {
     int32_t min_shared_prefix = 16;   // shorter common prefixes are recomputed, not copied
     bool    reuse_prefix = true;
-    // Reduce every logit row on the host (the reference path) instead of in the decode
-    // graph (score_head.h), which brings back 4 bytes per wanted value, not the row.
-    bool    host_log_softmax = false;
+    // Where each logit row is log-softmaxed: in the decode graph (score_head.h: 4 bytes
+    // per wanted value come back, not the row) or on the host (the reference path).
+    ReduceOn log_softmax = ReduceOn::automatic;
 };
 
 struct ScoreResult {

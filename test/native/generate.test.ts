@@ -76,6 +76,18 @@ describe("batched == alone", () => {
     expect(batched.stats.tokensGenerated).toBe(reqs.reduce((s, r) => s + r.sampling!.maxTokens!, 0));
   });
 
+  test("greedy picked in the graph == picked on the host from the copied rows", async () => {
+    const reqs = mixedRequests();
+    const device = await generate(model, reqs, { greedy: "graph" });
+    const host = await generate(model, reqs, { greedy: "host" });
+    for (let i = 0; i < reqs.length; i++) expect(device.results[i]!.tokens).toEqual(host.results[i]!.tokens);
+    // A repetition penalty needs the row on the host: such a call takes the host path whatever the option says.
+    const pen = reqs.slice(0, 4).map((r) => ({ ...r, sampling: { ...r.sampling, repetitionPenalty: 1.3 } }));
+    const a = await generate(model, pen, { greedy: "graph" });
+    const b = await generate(model, pen, { greedy: "host" });
+    for (let i = 0; i < pen.length; i++) expect(a.results[i]!.tokens).toEqual(b.results[i]!.tokens);
+  });
+
   test("seeded sampling (top-k, top-p, min-p, temperature, repetition penalty)", async () => {
     const sampling = { temperature: 0.9, topK: 50, topP: 0.95, minP: 0.02, repetitionPenalty: 1.2, repetitionWindow: 16 };
     const reqs = mixedRequests().map((r, i) => ({ ...r, sampling: { ...r.sampling, ...sampling, seed: 1000 + i } }));

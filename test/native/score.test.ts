@@ -97,14 +97,15 @@ describe("log-probs against the reference path", () => {
     for (const kvUnified of [true, false]) {
       const ctx = await model.createContext({ ...EXACT, contextSize: 2048, parallel: 3, kvUnified } as Parameters<Model["createContext"]>[0]);
       try {
-        const graph = await ctx.score(items);
-        const host = await ctx.score(items, { hostLogSoftmax: true });
+        const graph = await ctx.score(items, { logSoftmax: "graph" });
+        const host = await ctx.score(items, { logSoftmax: "host" });
         expectSameScores(graph.items, host.items, 2e-5);
         for (let i = 0; i < items.length; i++) expect(graph.items[i]!.candidates ?? []).toHaveLength(items[i]!.candidates!.length);
       } finally {
         ctx.dispose();
       }
     }
+    await expect(model.score(items, { logSoftmax: "gpu" as "graph" })).rejects.toThrow(/logSoftmax must be "auto", "graph" or "host"/);
   });
 
   test("token ids and text give the same result", async () => {
