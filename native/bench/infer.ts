@@ -3,7 +3,7 @@
 //
 //   bun run bench:infer [--preset 1.5b] [--arch qwen2] [--type q4_k] [--model x.gguf]
 //                       [--widths 1,16,64,256] [--peer path/to/llama-batched-bench]
-//                       [--header-jobs 512] [--json out.json]
+//                       [--header-jobs 512] [--parts generation,header,scoring] [--json out.json]
 //
 // 1. Plain generation at each width W: W requests, 128-token prompts, 128 greedy tokens
 //    each (the peer: -npp 128 -ntg 128 -npl W). Generation tokens/s compared with the
@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     widths: { type: "string", default: "1,16,64,256" },
     peer: { type: "string" },
     "header-jobs": { type: "string", default: "512" },
-    "skip-generation": { type: "boolean", default: false },
+    parts: { type: "string", default: "generation,header,scoring" },
     "gpu-layers": { type: "string", default: "-1" },
     json: { type: "string" },
   },
@@ -39,6 +39,7 @@ const PP = 128;
 const TG = 128;
 // llama.cpp caps a context at 256 sequences and one is our shared-prefix cache: 255 work sequences at most.
 const MAX_WIDTH = 255;
+const parts = new Set(args.parts!.split(","));
 const widths = args.widths!.split(",").map((w) => Math.min(Number(w), MAX_WIDTH));
 if (args.widths!.split(",").some((w) => Number(w) > MAX_WIDTH)) console.log(`widths above ${MAX_WIDTH} run at ${MAX_WIDTH} (both sides): llama.cpp's 256-sequence limit less our prefix-cache sequence`);
 const gpuLayers = Number(args["gpu-layers"]);
@@ -128,43 +129,53 @@ const hasPeer = existsSync(peer);
 if (!hasPeer) console.log(`peer ${peer} not found: build it with SELFTUNE_PEER_TOOLS=1 bun run build:native (ratios omitted)`);
 
 const report: Record<string, unknown> = { model: path, build, widths };
-const peerGen = hasPeer ? runPeer(peer, path, PP, TG, widths, Math.max(...widths) * (PP + TG) + 256) : [];
-const peerPrefill = hasPeer ? runPeer(peer, path, 400, 1, [32], 32 * 401 + 256)[0] : undefined;
 
-console.log(`\n1. plain generation: ${PP}-token prompts, ${TG} greedy tokens each`);
-console.log("   TG tokens/s; ours: split or unified KV cache, greedy picked in the graph or on the host");
-console.log("   width |  split graph | split host |  unified graph | peer S_TG | ratio best | ours S t/s | peer S t/s");
-const genRows = [];
-for (const w of args["skip-generation"] ? [] : widths) {
-  const split = await plainGeneration(path, w, false);
-  const splitHost = await plainGeneration(path, w, false, "host");
-  const unified = await plainGeneration(path, w, true);
-  const p = peerGen.find((r) => r.pl === w);
-  const runs = [split, splitHost, unified];
-  const best = Math.max(...runs.map((r) => r.tgTokensPerSecond));
-  const bestS = Math.max(...runs.map((r) => r.tokensPerSecond));
-  genRows.push({ width: w, split, splitHost, unified, peer: p ?? null, ratioTG: p ? best / p.speed_tg : null, ratioS: p ? bestS / p.speed : null });
+async function benchGeneration() {
+  const peerGen = hasPeer ? runPeer(peer, path, PP, TG, widths, Math.max(...widths) * (PP + TG) + 256) : [];
+  console.log(`\n1. plain generation: ${PP}-token prompts, ${TG} greedy tokens each`);
+  console.log("   TG tokens/s; ours: split or unified KV cache, greedy picked in the graph or on the host");
+  console.log("   width |  split graph | split host |  unified graph | peer S_TG | ratio best | ours S t/s | peer S t/s");
   const col = (v: number, n: number) => v.toFixed(0).padStart(n);
-  console.log(`   ${String(w).padStart(5)} | ${col(split.tgTokensPerSecond, 12)} | ${col(splitHost.tgTokensPerSecond, 10)} | ${col(unified.tgTokensPerSecond, 14)} | ${p ? col(p.speed_tg, 9) : "        -"} | ${p ? (best / p.speed_tg).toFixed(2).padStart(9) + "x" : "         -"} | ${col(bestS, 10)} | ${p ? col(p.speed, 10) : "-"}`);
+  const rows = [];
+  for (const w of widths) {
+    const split = await plainGeneration(path, w, false);
+    const splitHost = await plainGeneration(path, w, false, "host");
+    const unified = await plainGeneration(path, w, true);
+    const p = peerGen.find((r) => r.pl === w);
+    const runs = [split, splitHost, unified];
+    const best = Math.max(...runs.map((r) => r.tgTokensPerSecond));
+    const bestS = Math.max(...runs.map((r) => r.tokensPerSecond));
+    rows.push({ width: w, split, splitHost, unified, peer: p ?? null, ratioTG: p ? best / p.speed_tg : null, ratioS: p ? bestS / p.speed : null });
+    console.log(`   ${String(w).padStart(5)} | ${col(split.tgTokensPerSecond, 12)} | ${col(splitHost.tgTokensPerSecond, 10)} | ${col(unified.tgTokensPerSecond, 14)} | ${p ? col(p.speed_tg, 9) : "        -"} | ${p ? (best / p.speed_tg).toFixed(2).padStart(9) + "x" : "         -"} | ${col(bestS, 10)} | ${p ? col(p.speed, 10) : "-"}`);
+  }
+  report.generation = rows;
 }
-report.generation = genRows;
 
-const jobs = Number(args["header-jobs"]);
-const par = Math.min(64, Math.max(...widths));
-console.log(`\n2. data-generation shape: ${jobs} prompts = shared 300-token header + 20-token tail, 80 new tokens, ${par} parallel`);
-const withReuse = await headerJob(path, jobs, par, true);
-const without = await headerJob(path, jobs, par, false);
-console.log(`   with prefix reuse    ${withReuse.seconds.toFixed(2)} s  (${withReuse.generated} tokens generated, ${withReuse.tokensReused} prompt tokens reused, ${withReuse.promptTokensDecoded} decoded)`);
-console.log(`   without              ${without.seconds.toFixed(2)} s  (${without.generated} tokens generated, ${without.promptTokensDecoded} prompt tokens decoded)`);
-console.log(`   speed-up             ${(without.seconds / withReuse.seconds).toFixed(2)}x   (target >= 1.5x)`);
-report.headerJob = { withReuse, without, speedup: without.seconds / withReuse.seconds };
+async function benchHeaderJob() {
+  const jobs = Number(args["header-jobs"]);
+  const par = Math.min(64, Math.max(...widths));
+  console.log(`\n2. data-generation shape: ${jobs} prompts = shared 300-token header + 20-token tail, 80 new tokens, ${par} parallel`);
+  const withReuse = await headerJob(path, jobs, par, true);
+  const without = await headerJob(path, jobs, par, false);
+  console.log(`   with prefix reuse    ${withReuse.seconds.toFixed(2)} s  (${withReuse.generated} tokens generated, ${withReuse.tokensReused} prompt tokens reused, ${withReuse.promptTokensDecoded} decoded)`);
+  console.log(`   without              ${without.seconds.toFixed(2)} s  (${without.generated} tokens generated, ${without.promptTokensDecoded} prompt tokens decoded)`);
+  console.log(`   speed-up             ${(without.seconds / withReuse.seconds).toFixed(2)}x   (target >= 1.5x)`);
+  report.headerJob = { withReuse, without, speedup: without.seconds / withReuse.seconds };
+}
 
-console.log(`\n3. scoring: 300-token prompts + 100-token continuations, log-probs of every continuation token`);
-const sc = await scoring(path, 256, 32);
-const scHost = await scoring(path, 256, 32, "host");
-console.log(`   ours                 ${sc.tokensPerSecond.toFixed(0)} tokens/s (${sc.items} items in ${sc.seconds.toFixed(2)} s; log-softmax in the graph)`);
-console.log(`   ours, host softmax   ${scHost.tokensPerSecond.toFixed(0)} tokens/s (every logit row copied and reduced on the CPU)`);
-if (peerPrefill) console.log(`   peer prefill S_PP    ${peerPrefill.speed_pp.toFixed(0)} tokens/s (-npp 400 -npl 32)\n   ratio                ${(sc.tokensPerSecond / peerPrefill.speed_pp).toFixed(2)}x   (target >= 0.8x)`);
-report.scoring = { ours: sc, oursHostLogSoftmax: scHost, peerPrefill: peerPrefill ?? null, ratio: peerPrefill ? sc.tokensPerSecond / peerPrefill.speed_pp : null };
+async function benchScoring() {
+  const peerPrefill = hasPeer ? runPeer(peer, path, 400, 1, [32], 32 * 401 + 256)[0] : undefined;
+  console.log(`\n3. scoring: 300-token prompts + 100-token continuations, log-probs of every continuation token`);
+  const sc = await scoring(path, 256, 32);
+  const scHost = await scoring(path, 256, 32, "host");
+  console.log(`   ours                 ${sc.tokensPerSecond.toFixed(0)} tokens/s (${sc.items} items in ${sc.seconds.toFixed(2)} s; log-softmax in the graph)`);
+  console.log(`   ours, host softmax   ${scHost.tokensPerSecond.toFixed(0)} tokens/s (every logit row copied and reduced on the CPU)`);
+  if (peerPrefill) console.log(`   peer prefill S_PP    ${peerPrefill.speed_pp.toFixed(0)} tokens/s (-npp 400 -npl 32)\n   ratio                ${(sc.tokensPerSecond / peerPrefill.speed_pp).toFixed(2)}x   (target >= 0.8x)`);
+  report.scoring = { ours: sc, oursHostLogSoftmax: scHost, peerPrefill: peerPrefill ?? null, ratio: peerPrefill ? sc.tokensPerSecond / peerPrefill.speed_pp : null };
+}
+
+if (parts.has("generation")) await benchGeneration();
+if (parts.has("header")) await benchHeaderJob();
+if (parts.has("scoring")) await benchScoring();
 
 if (args.json) await Bun.write(args.json, JSON.stringify(report, null, 2));
