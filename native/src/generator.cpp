@@ -6,6 +6,7 @@
 #include "js_args.h"
 #include "model.h"
 #include "parallel.h"
+#include "graph_head.h"
 #include "prefix.h"
 
 #include <algorithm>
@@ -98,7 +99,7 @@ class GenRun {
     void run() {
         t0_ = Clock::now();
         prepare();
-        install_device_greedy();
+        install_greedy_head();
         s_.clear_work_seqs();
         for (uint32_t i = s_.n_work_seqs(); i > 0; i--) free_seqs_.push_back(s_.work_seq(i - 1));
         while (next_ < order_.size() || !running_.empty()) {
@@ -150,16 +151,17 @@ class GenRun {
                          [&](int32_t a, int32_t b) { return plans_[a].tokens < plans_[b].tokens; });
     }
 
-    // A greedy step needs one token id per row, not the row: with llama.cpp's greedy
-    // sampler in the graph, 4 bytes per sequence come back instead of n_vocab floats
-    // (600 KB on Qwen, 150 MB a step at 255 sequences), and no host argmax runs.
-    void install_device_greedy() {
+    // A greedy step needs one token id per row, not the row: with the argmax in the graph
+    // (graph_head.h) 4 bytes per sequence come back instead of n_vocab floats (600 KB on
+    // Qwen, 150 MB a step at 255 sequences), and no host argmax runs.
+    void install_greedy_head() {
         if (!reduce_in_graph(opts_.greedy, s_)) return;
         for (const GenRequest & r : requests_) {
             if (r.sampling.temperature > 0.0f || r.sampling.repetition_penalty != 1.0f) return;
         }
-        device_ = std::make_unique<SeqSamplers>(s_.ctx());
-        for (uint32_t i = 0; i < s_.n_work_seqs(); i++) device_->install(s_.work_seq(i), llama_sampler_init_greedy());
+        std::vector<llama_seq_id> seqs;
+        for (uint32_t i = 0; i < s_.n_work_seqs(); i++) seqs.push_back(s_.work_seq(i));
+        greedy_ = std::make_unique<GreedyHead>(s_.ctx(), seqs);
     }
 
     int64_t cells_in_use() const {
@@ -377,11 +379,8 @@ class GenRun {
         llama_context * ctx = s_.ctx();
         std::vector<const float *> logits(rows_.size());
         std::vector<llama_token> picked(rows_.size());
-        if (device_) {
-            for (size_t i = 0; i < rows_.size(); i++) {
-                picked[i] = llama_get_sampled_token_ith(ctx, rows_[i]->row);
-                if (picked[i] == LLAMA_TOKEN_NULL) throw std::runtime_error("llama.cpp's in-graph greedy sampler returned no token");
-            }
+        if (greedy_) {
+            for (size_t i = 0; i < rows_.size(); i++) picked[i] = GreedyHead::token(ctx, rows_[i]->row);
             return take_all(picked);
         }
         for (size_t i = 0; i < rows_.size(); i++) {
@@ -480,7 +479,7 @@ class GenRun {
     int32_t n_ctx_seq_;
     bool share_;
     std::vector<SamplerScratch> scratch_;
-    std::unique_ptr<SeqSamplers> device_;   // in-graph greedy sampling, when every request allows it
+    std::unique_ptr<GreedyHead> greedy_;   // in-graph greedy picks, when every request allows them
     std::vector<Plan> plans_;
     std::vector<int32_t> order_;
     size_t next_ = 0;

@@ -65,7 +65,7 @@ class ScoreRun {
             size_t most = 0;
             for (const ScoreItem & it : items_) most = std::max(most, it.candidates.size());
             std::vector<llama_seq_id> seqs(free_seqs_.rbegin(), free_seqs_.rend());
-            head_ = std::make_unique<ScoreHead>(s_, seqs, (int32_t) (1 + most));
+            head_ = std::make_unique<ScoreHead>(s_.ctx(), seqs, (int32_t) (1 + most));
         }
 
         while (next_ < order_.size() || !active_.empty()) {
