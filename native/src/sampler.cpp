@@ -63,74 +63,66 @@ inline float exp_neg(float d) {
     return p;
 }
 
-// Puts the tokens that can be in the top-p set first, sorted by logit, and marks the array
-// sorted. llama.cpp's top-p then does the cut itself (its own softmax over the whole
-// array, its own running sum) and stops inside that head. Without this, when the top 256
-// tokens do not reach p (a flat distribution: every step of a random test model,
-// high-entropy steps of a real one) it sorts the whole vocabulary: 19 ms a token on Qwen's
-// 150k. Here the head is found from a histogram of probability mass over fine logit
-// buckets and sorted bucket by bucket (counting sort, then small sorts).
-// The result differs from llama.cpp's own path only by float rounding: its normaliser is a
-// float sum whose value depends on the order of the array.
-void sort_top_p_head(llama_token_data_array & arr, float top_p, SamplerScratch & s) {
-    constexpr int   n_buckets = 2048;
-    // Tokens 20 nats below the top are left out of the mass: all of them together weigh
-    // < 150k * 2e-9 of the top token, far inside the margin below.
-    constexpr float range = 20.0f;
+// Cuts `arr` down to its top-p set: the fewest highest-logit tokens whose probability
+// (softmax at temperature 1, as llama.cpp's top-p) sums to at least p, in no particular
+// order. llama.cpp's own top-p sorts the candidates, the whole vocabulary whenever its top
+// 256 do not reach p (a flat distribution: every step of a random test model, high-entropy
+// steps of a real one): 19 ms a token on Qwen's 150k. Here one pass bins the tokens by
+// logit into fine buckets with their probability mass; every bucket before the one where
+// the running mass reaches p is wholly in the set, and only that bucket is sorted to find
+// the cut. The masses are summed in double with a 1e-5-accurate exp, so a token whose
+// probability ties the cut to that precision may fall on either side of it.
+void top_p_cut(llama_token_data_array & arr, float top_p, SamplerScratch & s) {
+    constexpr int   n_buckets = 4096;
+    // Tokens 30 nats below the top weigh < 150k * 1e-13 together: their mass goes into the
+    // total, and they are never in a set (the set holds the top token, whose weight is 1).
+    constexpr float range = 30.0f;
     constexpr float scale = n_buckets / range;
     const size_t n = arr.size;
-    const llama_token_data * in = arr.data;   // read before the array is rearranged
-    float top = in[0].logit;
-    for (size_t i = 1; i < n; i++) top = in[i].logit > top ? in[i].logit : top;
+    llama_token_data * d = arr.data;
+    float top = d[0].logit;
+    for (size_t i = 1; i < n; i++) top = d[i].logit > top ? d[i].logit : top;
+    if (!std::isfinite(top)) return;   // NaN or inf logits: leave it all to llama.cpp
     auto bucket = [&](float logit) {
-        const float d = top - logit;
-        return d < range ? (int) (d * scale) : n_buckets;   // NaN and the far tail: past the end
+        const float dist = top - logit;
+        return dist < range ? (int) (dist * scale) : n_buckets;   // NaN and the far tail: past the end
     };
     s.bucket_count.assign(n_buckets + 1, 0);
     s.bucket_mass.assign(n_buckets + 1, 0.0);
     for (size_t i = 0; i < n; i++) {
-        const int b = bucket(in[i].logit);
+        const int b = bucket(d[i].logit);
         s.bucket_count[(size_t) b]++;
-        if (b < n_buckets) s.bucket_mass[(size_t) b] += exp_neg(top - in[i].logit);
+        if (b < n_buckets) s.bucket_mass[(size_t) b] += exp_neg(top - d[i].logit);
     }
     double total = 0.0;   // summed here, not in the loop: one long add chain there is slow
     for (int b = 0; b < n_buckets; b++) total += s.bucket_mass[(size_t) b];
-    // A margin over p, so that llama.cpp's float running sum surely ends inside the head.
-    const double want = std::min(1.0, (double) top_p + 0.01) * total;
-    double cum = 0.0;
-    int last = -1;
+    const double want = (double) top_p * total;
+    double before = 0.0;   // mass of the buckets wholly in the set
+    int cut = n_buckets - 1;
     for (int b = 0; b < n_buckets; b++) {
-        cum += s.bucket_mass[(size_t) b];
-        if (cum >= want) {
-            last = b;
+        if (before + s.bucket_mass[(size_t) b] >= want) {
+            cut = b;
             break;
         }
+        before += s.bucket_mass[(size_t) b];
     }
-    if (last < 0) return;   // not reached (NaN logits): leave the array to llama.cpp
-    // Offsets of the head buckets.
-    s.bucket_start.assign((size_t) last + 2, 0);
-    for (int b = 0; b <= last; b++) s.bucket_start[(size_t) b + 1] = s.bucket_start[(size_t) b] + s.bucket_count[(size_t) b];
-    const size_t head = s.bucket_start[(size_t) last + 1];
-    // llama.cpp's first try sorts the top 256 and is fast; it succeeds when they hold p.
-    if (head <= 256) return;
-    // Head tokens go to scratch by bucket; the others are packed at the back of the array,
-    // walking backwards so that no entry is overwritten before it is read.
-    s.sorted.resize(head);
-    std::vector<size_t> & next = s.bucket_count;   // reused as write cursors
-    for (int b = 0; b <= last; b++) next[(size_t) b] = s.bucket_start[(size_t) b];
-    size_t back = n;
-    for (size_t i = n; i-- > 0;) {
-        const llama_token_data t = arr.data[i];
-        const int b = bucket(t.logit);
-        if (b <= last) s.sorted[next[(size_t) b]++] = t;
-        else arr.data[--back] = t;
+    // The cut bucket's tokens, highest first, until the mass is reached.
+    s.sorted.clear();
+    for (size_t i = 0; i < n; i++) {
+        if (bucket(d[i].logit) == cut) s.sorted.push_back(d[i]);
     }
-    const auto desc = [](const llama_token_data & a, const llama_token_data & b) { return a.logit > b.logit; };
-    for (int b = 0; b <= last; b++) {
-        std::sort(s.sorted.begin() + (ptrdiff_t) s.bucket_start[(size_t) b], s.sorted.begin() + (ptrdiff_t) s.bucket_start[(size_t) b + 1], desc);
+    std::sort(s.sorted.begin(), s.sorted.end(), [](const llama_token_data & x, const llama_token_data & y) { return x.logit > y.logit; });
+    size_t take = 0;
+    double mass = before;
+    while (take < s.sorted.size() && (take == 0 || mass < want)) mass += exp_neg(top - s.sorted[take++].logit);
+    // Compact in place: the buckets before the cut, then the part of the cut bucket taken.
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bucket(d[i].logit) < cut) d[out++] = d[i];
     }
-    std::copy(s.sorted.begin(), s.sorted.end(), arr.data);   // back == head: the gap is exactly the head
-    arr.sorted = true;
+    for (size_t k = 0; k < take; k++) d[out++] = s.sorted[k];
+    arr.size = out;
+    arr.sorted = false;
 }
 
 }  // namespace
@@ -139,14 +131,14 @@ SequenceSampler::SequenceSampler(const SamplingParams & p, uint32_t seed, int32_
     : n_vocab_(n_vocab), penalty_(p.repetition_penalty), window_size_(p.repetition_window) {
     if (penalty_ == 1.0f) window_size_ = 0;
     if (p.temperature <= 0.0f) return;   // greedy: no chain
-    presort_top_p_ = p.top_k <= 0 && p.top_p < 1.0f;   // top-p first in the chain: see sort_top_p_head
+    own_top_p_ = p.top_k <= 0 && p.top_p < 1.0f;   // top-p first in the chain: ours (top_p_cut)
     top_p_ = p.top_p;
     llama_sampler_chain_params cp = llama_sampler_chain_default_params();
     cp.no_perf = true;
     chain_ = llama_sampler_chain_init(cp);
     // The order llama.cpp's own tools use: truncate first, then temperature, then draw.
     if (p.top_k > 0) llama_sampler_chain_add(chain_, llama_sampler_init_top_k(p.top_k));
-    if (p.top_p < 1.0f) llama_sampler_chain_add(chain_, llama_sampler_init_top_p(p.top_p, 1));
+    if (p.top_p < 1.0f && !own_top_p_) llama_sampler_chain_add(chain_, llama_sampler_init_top_p(p.top_p, 1));
     if (p.min_p > 0.0f) llama_sampler_chain_add(chain_, llama_sampler_init_min_p(p.min_p, 1));
     llama_sampler_chain_add(chain_, llama_sampler_init_temp(p.temperature));
     llama_sampler_chain_add(chain_, llama_sampler_init_dist(seed));
@@ -181,7 +173,7 @@ llama_token SequenceSampler::sample(const float * logits, SamplerScratch & s) {
         // Filled in id order, so entry t is token t.
         if (penalized) penalize([&](llama_token t) -> float & { return s.cur[(size_t) t].logit; });
         llama_token_data_array arr = {s.cur.data(), s.cur.size(), -1, false};
-        if (presort_top_p_) sort_top_p_head(arr, top_p_, s);
+        if (own_top_p_) top_p_cut(arr, top_p_, s);
         llama_sampler_apply(chain_, &arr);
         // dist always selects; the guard only keeps NaN logits from indexing out of range.
         token = arr.selected >= 0 && (size_t) arr.selected < arr.size ? arr.data[arr.selected].id : argmax(logits, n_vocab_);

@@ -5,9 +5,9 @@
 // seeded per request, so what a request produces depends only on its own logits and
 // seed, never on which other requests share its decode steps.
 //
-// When top-p is the chain's first stage we sort the head of the candidates (the tokens
-// that can be in the top-p set) before handing them over: llama.cpp's top-p sorts the
-// whole vocabulary whenever its top 256 do not reach p (sampler.cpp, sort_top_p_head).
+// When top-p is the chain's first stage we cut the candidates to the top-p set ourselves,
+// without sorting them (sampler.cpp, top_p_cut), and leave top-p out of the chain:
+// llama.cpp's top-p sorts the whole vocabulary whenever its top 256 do not reach p.
 //
 // The repetition penalty is applied by us, before the chain, with llama.cpp's formula
 // (logit / p when positive, logit * p otherwise). llama.cpp's penalties sampler would
@@ -44,9 +44,9 @@ struct SamplingParams {
 struct SamplerScratch {
     std::vector<llama_token_data> cur;
     std::vector<float> row;
-    // top-p head sort (sampler.cpp)
+    // top-p cut (sampler.cpp)
     std::vector<llama_token_data> sorted;
-    std::vector<size_t> bucket_count, bucket_start;
+    std::vector<size_t> bucket_count;
     std::vector<double> bucket_mass;
 };
 
@@ -70,7 +70,7 @@ class SequenceSampler {
     float penalty_;
     int32_t window_size_;
     llama_sampler * chain_ = nullptr;   // null: greedy
-    bool presort_top_p_ = false;
+    bool own_top_p_ = false;
     float top_p_ = 1.0f;
     std::deque<llama_token> window_;
     std::vector<std::pair<llama_token, int32_t>> counts_;   // distinct tokens in the window

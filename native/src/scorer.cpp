@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -190,9 +191,14 @@ class ScoreRun {
         }
     }
 
-    // Fills one batch front to back: finishing the oldest items first keeps few
-    // sequences open and frees their cells soonest.
     std::vector<Segment> plan_batch() const {
+        return s_.params().kv_unified ? plan_unified() : plan_split();
+    }
+
+    // Unified cache: fills one batch front to back. Finishing the oldest items first keeps
+    // few sequences open and frees their cells soonest; llama.cpp cuts the batch into
+    // micro-batches in batch order, so the output rows stay in place.
+    std::vector<Segment> plan_unified() const {
         std::vector<Segment> segs;
         int32_t room = batch_.capacity();
         int32_t out_room = (int32_t) s_.params().n_outputs_max;
@@ -209,6 +215,43 @@ class ScoreRun {
                 room--;
             }
             if (to > act.cursor) segs.push_back({a, act.cursor, to});
+        }
+        return segs;
+    }
+
+    // Split caches (kvUnified off): llama.cpp builds a micro-batch from sequences with
+    // consecutive ids, the same number of tokens from each, and when a batch does not fit
+    // that shape it computes it in pieces and then reorders the output rows, moving every
+    // row (n_vocab floats, four arrays with the score head) per swap. So a decode here is
+    // exactly one micro-batch: k sequences with consecutive ids, m tokens each, the k and m
+    // that fill it best.
+    std::vector<Segment> plan_split() const {
+        const int32_t budget = (int32_t) std::min({(uint32_t) batch_.capacity(), s_.params().n_ubatch, s_.params().n_outputs_max});
+        std::vector<size_t> open;   // active items with positions left, by sequence id
+        for (size_t a = 0; a < active_.size(); a++) {
+            if (active_[a].cursor < plans_[active_[a].item].n_eval) open.push_back(a);
+        }
+        std::sort(open.begin(), open.end(), [&](size_t x, size_t y) { return active_[x].seq < active_[y].seq; });
+        size_t best_start = 0, best_k = 0;
+        int32_t best_m = 0;
+        for (size_t i = 0; i < open.size(); i++) {
+            int32_t least = INT32_MAX;
+            for (size_t k = 1; i + k <= open.size() && (int32_t) k <= budget; k++) {
+                const Active & act = active_[open[i + k - 1]];
+                if (k > 1 && act.seq != active_[open[i + k - 2]].seq + 1) break;
+                least = std::min(least, plans_[act.item].n_eval - act.cursor);
+                const int32_t m = std::min(least, budget / (int32_t) k);
+                if ((int64_t) k * m > (int64_t) best_k * best_m) {
+                    best_start = i;
+                    best_k = k;
+                    best_m = m;
+                }
+            }
+        }
+        std::vector<Segment> segs;
+        for (size_t k = 0; k < best_k; k++) {
+            const size_t a = open[best_start + k];
+            segs.push_back({a, active_[a].cursor, active_[a].cursor + best_m});
         }
         return segs;
     }

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { generate, generateStream, loadAdapter, loadModel, textWithStop, type Context, type GenerateRequest, type GenerateResult, type Model } from "../../native/index.ts";
 import { gv, readGguf, readTensorF32, writeGguf } from "../../native/gguf/index.ts";
 import { GgmlType } from "../../native/gguf/types.ts";
-import { tiny, writeTinyLora } from "./helpers.ts";
+import { logSoftmaxRow, tiny, writeTinyLora } from "./helpers.ts";
 
 const EXACT = { kvType: "f32", flashAttention: "off", threads: 1 } as const;
 const HEADER =
@@ -137,6 +137,34 @@ describe("batched == alone", () => {
     expect(b.results.map((r) => r.text)).toEqual(a.results.map((r) => r.text));
     const other = await generate(model, reqs, { sampling: { seed: 7 } });
     expect(other.results.map((r) => r.text)).not.toEqual(a.results.map((r) => r.text));
+  });
+});
+
+describe("top-p against the reference path", () => {
+  test("every token sampled with top-p alone lies in the smallest set of top tokens holding p", async () => {
+    // The sampler cuts the vocabulary to the top-p set without sorting it (sampler.cpp,
+    // top_p_cut); the set must be llama.cpp's: tokens by descending probability until the
+    // running sum reaches p. Here the sets hold ~200, ~1300 and ~7600 tokens, so the cut
+    // falls among many near-equal logits.
+    const prompt = model.tokenize("Once upon a time");
+    const V = model.info.vocabSize;
+    const logits = await alone.evalLogits(prompt);
+    const lp = logSoftmaxRow(logits.subarray((prompt.length - 1) * V, prompt.length * V));
+    const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => lp[b]! - lp[a]!);
+    const setFor = (p: number) => {
+      let sum = 0, k = 0;
+      while (k < V && sum < p) sum += Math.exp(lp[order[k++]!]!);
+      return new Set(order.slice(0, k));
+    };
+    for (const topP of [0.3, 0.6, 0.9]) {
+      const allowed = setFor(topP + 1e-5); // the exp the sampler sums is 1e-5 accurate
+      const reqs = Array.from({ length: 200 }, (_, i) => ({ prompt, sampling: { temperature: 1, topP, maxTokens: 1, seed: i + 1 } }));
+      const out = await generate(model, reqs);
+      const seen = new Set(out.results.map((r) => r.tokens[0]!));
+      for (const t of seen) expect(allowed.has(t)).toBe(true);
+      expect(seen.size).toBeGreaterThan(50);
+      expect(allowed.size).toBeGreaterThan(100);
+    }
   });
 });
 
