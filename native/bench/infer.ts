@@ -3,11 +3,14 @@
 //
 //   bun run bench:infer [--preset 1.5b] [--arch qwen2] [--type q4_k] [--model x.gguf]
 //                       [--widths 1,16,64,256] [--peer path/to/llama-batched-bench]
-//                       [--header-jobs 512] [--parts generation,header,scoring] [--json out.json]
+//                       [--header-jobs 512] [--parts generation,header,scoring] [--repeats 1]
+//                       [--json out.json]
 //
 // 1. Plain generation at each width W: W requests, 128-token prompts, 128 greedy tokens
 //    each (the peer: -npp 128 -ntg 128 -npl W). Generation tokens/s compared with the
-//    peer's S_TG, end-to-end tokens/s with its S.
+//    peer's S_TG, end-to-end tokens/s with its S. With --repeats N the peer and our
+//    default configuration run alternately N times per width and the medians are compared
+//    (the peer alone varies by ~5% run to run on an H100).
 // 2. The data-generation shape: N prompts sharing a 300-token few-shot header, a 20-token
 //    tail each, 80 new tokens; with prefix reuse vs the same job without.
 // 3. Scoring: teacher-forced log-probs of 100-token continuations after 300-token prompts
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
     peer: { type: "string" },
     "header-jobs": { type: "string", default: "512" },
     parts: { type: "string", default: "generation,header,scoring" },
+    repeats: { type: "string", default: "1" },
     "gpu-layers": { type: "string", default: "-1" },
     json: { type: "string" },
   },
@@ -130,22 +134,29 @@ if (!hasPeer) console.log(`peer ${peer} not found: build it with SELFTUNE_PEER_T
 
 const report: Record<string, unknown> = { model: path, build, widths };
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 async function benchGeneration() {
-  const peerGen = hasPeer ? runPeer(peer, path, PP, TG, widths, Math.max(...widths) * (PP + TG) + 256) : [];
+  const repeats = Math.max(1, Number(args.repeats));
   console.log(`\n1. plain generation: ${PP}-token prompts, ${TG} greedy tokens each`);
-  console.log("   TG tokens/s; ours: split or unified KV cache, greedy picked in the graph or on the host");
+  console.log(`   TG tokens/s; ours: split or unified KV cache, greedy picked in the graph or on the host${repeats > 1 ? `; split graph and peer: median of ${repeats}, run alternately` : ""}`);
   console.log("   width |  split graph | split host |  unified graph | peer S_TG | ratio best | ours S t/s | peer S t/s");
   const col = (v: number, n: number) => v.toFixed(0).padStart(n);
   const rows = [];
   for (const w of widths) {
-    const split = await plainGeneration(path, w, false);
+    const peerRuns: PeerRow[] = [], splitRuns = [];
+    for (let k = 0; k < repeats; k++) {
+      if (hasPeer) peerRuns.push(runPeer(peer, path, PP, TG, [w], w * (PP + TG) + 256)[0]!);
+      splitRuns.push(await plainGeneration(path, w, false));
+    }
+    const split = splitRuns.find((r) => r.tgTokensPerSecond === median(splitRuns.map((x) => x.tgTokensPerSecond)))!;
+    const p = peerRuns.find((r) => r.speed_tg === median(peerRuns.map((x) => x.speed_tg)));
     const splitHost = await plainGeneration(path, w, false, "host");
     const unified = await plainGeneration(path, w, true);
-    const p = peerGen.find((r) => r.pl === w);
     const runs = [split, splitHost, unified];
     const best = Math.max(...runs.map((r) => r.tgTokensPerSecond));
     const bestS = Math.max(...runs.map((r) => r.tokensPerSecond));
-    rows.push({ width: w, split, splitHost, unified, peer: p ?? null, ratioTG: p ? best / p.speed_tg : null, ratioS: p ? bestS / p.speed : null });
+    rows.push({ width: w, split, splitHost, unified, peer: p ?? null, repeats, peerRuns: peerRuns.map((r) => r.speed_tg), splitRuns: splitRuns.map((r) => r.tgTokensPerSecond), ratioTG: p ? best / p.speed_tg : null, ratioS: p ? bestS / p.speed : null });
     console.log(`   ${String(w).padStart(5)} | ${col(split.tgTokensPerSecond, 12)} | ${col(splitHost.tgTokensPerSecond, 10)} | ${col(unified.tgTokensPerSecond, 14)} | ${p ? col(p.speed_tg, 9) : "        -"} | ${p ? (best / p.speed_tg).toFixed(2).padStart(9) + "x" : "         -"} | ${col(bestS, 10)} | ${p ? col(p.speed, 10) : "-"}`);
   }
   report.generation = rows;

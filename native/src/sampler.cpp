@@ -1,8 +1,11 @@
 #include "sampler.h"
 
+#include "vec_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 namespace selftune {
 
@@ -63,39 +66,34 @@ inline float exp_neg(float d) {
     return p;
 }
 
-// Cuts `arr` down to its top-p set: the fewest highest-logit tokens whose probability
-// (softmax at temperature 1, as llama.cpp's top-p) sums to at least p, in no particular
-// order. llama.cpp's own top-p sorts the candidates, the whole vocabulary whenever its top
-// 256 do not reach p (a flat distribution: every step of a random test model, high-entropy
-// steps of a real one): 19 ms a token on Qwen's 150k. Here one pass bins the tokens by
-// logit into fine buckets with their probability mass; every bucket before the one where
-// the running mass reaches p is wholly in the set, and only that bucket is sorted to find
-// the cut. The masses are summed in double with a 1e-5-accurate exp, so a token whose
-// probability ties the cut to that precision may fall on either side of it.
-void top_p_cut(llama_token_data_array & arr, float top_p, SamplerScratch & s) {
+// The logit at which `x` is cut to its top-p set: the fewest highest-logit tokens whose
+// probability (softmax at temperature 1, as llama.cpp's top-p) sums to at least p are
+// those with x >= the returned value (tokens tied with the last one kept come too).
+// llama.cpp's top-p sorts the candidates, the whole vocabulary whenever its top 256 do
+// not reach p (a flat distribution: every step of a random test model, high-entropy steps
+// of a real one): 19 ms a token on Qwen's 150k. Here one pass bins the tokens by logit
+// into fine buckets with their probability mass; every bucket before the one where the
+// running mass reaches p is wholly in the set, and only that bucket is sorted to find the
+// cut. Leaves exp(x - top) in s.w.
+float top_p_threshold(const float * x, size_t n, float top, float top_p, SamplerScratch & s) {
     constexpr int   n_buckets = 4096;
     // Tokens 30 nats below the top weigh < 150k * 1e-13 together: their mass goes into the
     // total, and they are never in a set (the set holds the top token, whose weight is 1).
     constexpr float range = 30.0f;
     constexpr float scale = n_buckets / range;
-    const size_t n = arr.size;
-    llama_token_data * d = arr.data;
-    float top = d[0].logit;
-    for (size_t i = 1; i < n; i++) top = d[i].logit > top ? d[i].logit : top;
-    if (!std::isfinite(top)) return;   // NaN or inf logits: leave it all to llama.cpp
+    s.w.resize(n);
+    size_t i = 0;
+    const vec::v8f vtop = vec::splat(top);
+    for (; i + vec::kLanes <= n; i += vec::kLanes) vec::store(&s.w[i], vec::exp_nonpos(vec::load(x + i) - vtop));
+    for (; i < n; i++) s.w[i] = vec::exp_nonpos(x[i] - top);
     auto bucket = [&](float logit) {
-        const float dist = top - logit;
-        return dist < range ? (int) (dist * scale) : n_buckets;   // NaN and the far tail: past the end
+        const float d = top - logit;
+        return d < range ? (int) (d * scale) : n_buckets;   // NaN and the far tail: past the end
     };
-    s.bucket_count.assign(n_buckets + 1, 0);
     s.bucket_mass.assign(n_buckets + 1, 0.0);
-    for (size_t i = 0; i < n; i++) {
-        const int b = bucket(d[i].logit);
-        s.bucket_count[(size_t) b]++;
-        if (b < n_buckets) s.bucket_mass[(size_t) b] += exp_neg(top - d[i].logit);
-    }
-    double total = 0.0;   // summed here, not in the loop: one long add chain there is slow
-    for (int b = 0; b < n_buckets; b++) total += s.bucket_mass[(size_t) b];
+    for (i = 0; i < n; i++) s.bucket_mass[(size_t) bucket(x[i])] += s.w[i];
+    double total = 0.0;
+    for (int b = 0; b <= n_buckets; b++) total += s.bucket_mass[(size_t) b];
     const double want = (double) top_p * total;
     double before = 0.0;   // mass of the buckets wholly in the set
     int cut = n_buckets - 1;
@@ -106,23 +104,52 @@ void top_p_cut(llama_token_data_array & arr, float top_p, SamplerScratch & s) {
         }
         before += s.bucket_mass[(size_t) b];
     }
-    // The cut bucket's tokens, highest first, until the mass is reached.
-    s.sorted.clear();
-    for (size_t i = 0; i < n; i++) {
-        if (bucket(d[i].logit) == cut) s.sorted.push_back(d[i]);
+    // The cut bucket's logits, highest first, until the mass is reached.
+    s.cut.clear();
+    for (i = 0; i < n; i++) {
+        if (bucket(x[i]) == cut) s.cut.push_back(x[i]);
     }
-    std::sort(s.sorted.begin(), s.sorted.end(), [](const llama_token_data & x, const llama_token_data & y) { return x.logit > y.logit; });
-    size_t take = 0;
+    if (s.cut.empty()) return top;   // not reached (NaN logits): keep the top
+    std::sort(s.cut.begin(), s.cut.end(), std::greater<float>());
     double mass = before;
-    while (take < s.sorted.size() && (take == 0 || mass < want)) mass += exp_neg(top - s.sorted[take++].logit);
-    // Compact in place: the buckets before the cut, then the part of the cut bucket taken.
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bucket(d[i].logit) < cut) d[out++] = d[i];
+    size_t k = 0;
+    while (k + 1 < s.cut.size() && mass + vec::exp_nonpos(s.cut[k] - top) < want) mass += vec::exp_nonpos(s.cut[k++] - top);
+    return s.cut[k];
+}
+
+// Draws from the tokens with x >= floor, weighted by exp((x - top) / temperature), with
+// u uniform in [0, 1): the first token at which the running weight passes u * total.
+llama_token draw(const float * x, size_t n, float top, float floor, float inv_temp, double u, SamplerScratch & s) {
+    s.w.resize(n);
+    const vec::v8f vtop = vec::splat(top), vfloor = vec::splat(floor), zero = vec::splat(0.0f);
+    double total = 0.0;
+    size_t i = 0;
+    // Lanes summed into a double every block: bounds the float error over 150k terms.
+    while (i + vec::kLanes <= n) {
+        const size_t end = std::min(n - n % vec::kLanes, i + 4096);
+        vec::v8f acc = zero;
+        for (; i < end; i += vec::kLanes) {
+            const vec::v8f v = vec::load(x + i);
+            const vec::v8f w = vec::select(v >= vfloor, vec::exp_nonpos((v - vtop) * inv_temp), zero);
+            vec::store(&s.w[i], w);
+            acc += w;
+        }
+        for (int j = 0; j < vec::kLanes; j++) total += acc[j];
     }
-    for (size_t k = 0; k < take; k++) d[out++] = s.sorted[k];
-    arr.size = out;
-    arr.sorted = false;
+    for (; i < n; i++) {
+        s.w[i] = x[i] >= floor ? vec::exp_nonpos((x[i] - top) * inv_temp) : 0.0f;
+        total += s.w[i];
+    }
+    const double target = u * total;
+    double run = 0.0;
+    llama_token last = -1;
+    for (i = 0; i < n; i++) {
+        if (s.w[i] == 0.0f) continue;
+        run += s.w[i];
+        last = (llama_token) i;
+        if (run > target) return last;
+    }
+    return last;   // rounding left the target at the very end
 }
 
 }  // namespace
@@ -130,15 +157,22 @@ void top_p_cut(llama_token_data_array & arr, float top_p, SamplerScratch & s) {
 SequenceSampler::SequenceSampler(const SamplingParams & p, uint32_t seed, int32_t n_vocab)
     : n_vocab_(n_vocab), penalty_(p.repetition_penalty), window_size_(p.repetition_window) {
     if (penalty_ == 1.0f) window_size_ = 0;
-    if (p.temperature <= 0.0f) return;   // greedy: no chain
-    own_top_p_ = p.top_k <= 0 && p.top_p < 1.0f;   // top-p first in the chain: ours (top_p_cut)
-    top_p_ = p.top_p;
+    if (p.temperature <= 0.0f) return;   // greedy: argmax
+    if (p.top_k <= 0) {
+        // top-p -> min-p -> temperature -> draw, fused over the row (sampler.h).
+        own_ = true;
+        top_p_ = p.top_p;
+        min_p_ = p.min_p;
+        inv_temp_ = 1.0f / p.temperature;
+        rng_.seed(seed);
+        return;
+    }
     llama_sampler_chain_params cp = llama_sampler_chain_default_params();
     cp.no_perf = true;
     chain_ = llama_sampler_chain_init(cp);
     // The order llama.cpp's own tools use: truncate first, then temperature, then draw.
-    if (p.top_k > 0) llama_sampler_chain_add(chain_, llama_sampler_init_top_k(p.top_k));
-    if (p.top_p < 1.0f && !own_top_p_) llama_sampler_chain_add(chain_, llama_sampler_init_top_p(p.top_p, 1));
+    llama_sampler_chain_add(chain_, llama_sampler_init_top_k(p.top_k));
+    if (p.top_p < 1.0f) llama_sampler_chain_add(chain_, llama_sampler_init_top_p(p.top_p, 1));
     if (p.min_p > 0.0f) llama_sampler_chain_add(chain_, llama_sampler_init_min_p(p.min_p, 1));
     llama_sampler_chain_add(chain_, llama_sampler_init_temp(p.temperature));
     llama_sampler_chain_add(chain_, llama_sampler_init_dist(seed));
@@ -158,22 +192,34 @@ void SequenceSampler::penalize(Adjust adjust) const {
 
 llama_token SequenceSampler::sample(const float * logits, SamplerScratch & s) {
     const bool penalized = !counts_.empty();
+    const float * x = logits;
+    if (penalized && !chain_) {
+        s.row.assign(logits, logits + n_vocab_);
+        penalize([&](llama_token t) -> float & { return s.row[(size_t) t]; });
+        x = s.row.data();
+    }
     llama_token token;
-    if (!chain_) {
-        if (!penalized) {
-            token = argmax(logits, n_vocab_);
+    if (own_) {
+        const float top = vec::max_of(x, (size_t) n_vocab_);
+        if (!std::isfinite(top)) {
+            token = argmax(x, n_vocab_);   // NaN or inf logits: nothing to weigh
         } else {
-            s.row.assign(logits, logits + n_vocab_);
-            penalize([&](llama_token t) -> float & { return s.row[(size_t) t]; });
-            token = argmax(s.row.data(), n_vocab_);
+            float floor = -INFINITY;
+            if (top_p_ < 1.0f) floor = top_p_threshold(x, (size_t) n_vocab_, top, top_p_, s);
+            // min-p keeps p >= min_p * p_max, i.e. logit >= top + ln(min_p), whatever came before.
+            if (min_p_ > 0.0f) floor = std::max(floor, top + std::log(min_p_));
+            const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+            token = draw(x, (size_t) n_vocab_, top, floor, inv_temp_, u, s);
+            if (token < 0) token = argmax(x, n_vocab_);
         }
+    } else if (!chain_) {
+        token = argmax(x, n_vocab_);
     } else {
         s.cur.resize((size_t) n_vocab_);
         for (int32_t i = 0; i < n_vocab_; i++) s.cur[(size_t) i] = llama_token_data{i, logits[i], 0.0f};
         // Filled in id order, so entry t is token t.
         if (penalized) penalize([&](llama_token t) -> float & { return s.cur[(size_t) t].logit; });
         llama_token_data_array arr = {s.cur.data(), s.cur.size(), -1, false};
-        if (own_top_p_) top_p_cut(arr, top_p_, s);
         llama_sampler_apply(chain_, &arr);
         // dist always selects; the guard only keeps NaN logits from indexing out of range.
         token = arr.selected >= 0 && (size_t) arr.selected < arr.size ? arr.data[arr.selected].id : argmax(logits, n_vocab_);

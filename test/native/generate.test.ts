@@ -168,6 +168,22 @@ describe("top-p against the reference path", () => {
   });
 });
 
+describe("min-p against the reference path", () => {
+  test("every token sampled with min-p has at least min-p times the top token's probability", async () => {
+    const prompt = model.tokenize("The quick brown fox");
+    const V = model.info.vocabSize;
+    const logits = await alone.evalLogits(prompt);
+    const lp = logSoftmaxRow(logits.subarray((prompt.length - 1) * V, prompt.length * V));
+    const top = Math.max(...lp);
+    const minP = 0.05;
+    const reqs = Array.from({ length: 200 }, (_, i) => ({ prompt, sampling: { temperature: 1.5, minP, topP: 0.99, maxTokens: 1, seed: i + 1 } }));
+    const out = await generate(model, reqs);
+    const seen = new Set(out.results.map((r) => r.tokens[0]!));
+    for (const t of seen) expect(lp[t]! - top).toBeGreaterThanOrEqual(Math.log(minP) - 1e-4);
+    expect(seen.size).toBeGreaterThan(5);
+  });
+});
+
 describe("greedy against the reference path", () => {
   /** Greedy continuation computed the plain way: evalLogits on prompt + generated, argmax in JS, penalty in JS. */
   async function reference(prompt: number[], n: number, penalty = 1, window = 64): Promise<number[]> {
