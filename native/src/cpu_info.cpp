@@ -31,8 +31,7 @@ static int cgroup_quota_cpus() {
 }
 #endif
 
-// Logical CPUs in the affinity mask, capped by the cgroup quota; 0 if unknown.
-static int allowed_cpus(int * physical) {
+int physical_cores() {
     int n = 0;
 #if defined(__linux__)
     cpu_set_t mask;
@@ -51,31 +50,11 @@ static int allowed_cpus(int * physical) {
             }
             cores.insert({pkg, core});
         }
-        n = logical;
-        *physical = cores.empty() ? logical : (int) cores.size();
+        n = cores.empty() ? logical : (int) cores.size();
     }
     const int quota = cgroup_quota_cpus();
     if (quota > 0 && (n == 0 || quota < n)) n = quota;
-    if (quota > 0 && (*physical == 0 || quota < *physical)) *physical = quota;
-#else
-    (void) physical;
 #endif
-    return n;
-}
-
-int physical_cores() {
-    int n = 0;
-    allowed_cpus(&n);
-    if (n <= 0) {
-        const unsigned hc = std::thread::hardware_concurrency();
-        n = hc > 0 ? (int) hc : 1;
-    }
-    return std::max(1, n);
-}
-
-int logical_cpus() {
-    int physical = 0;
-    int n = allowed_cpus(&physical);
     if (n <= 0) {
         const unsigned hc = std::thread::hardware_concurrency();
         n = hc > 0 ? (int) hc : 1;

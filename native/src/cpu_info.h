@@ -8,8 +8,4 @@ namespace selftune {
 // its affinity mask, further capped by a cgroup v2 CPU quota. At least 1.
 int physical_cores();
 
-// Logical CPUs this process may use (affinity mask, cgroup quota). For host work done
-// while ggml's threads sit idle, e.g. sampling rows copied off a GPU.
-int logical_cpus();
-
 }  // namespace selftune

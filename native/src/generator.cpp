@@ -3,7 +3,6 @@
 #include "batch.h"
 #include "cancel.h"
 #include "context.h"
-#include "cpu_info.h"
 #include "js_args.h"
 #include "model.h"
 #include "parallel.h"
@@ -95,10 +94,7 @@ class GenRun {
           // the cells, and llama.cpp copies between sequences only whole caches: no sharing.
           n_ctx_seq_((int32_t) llama_n_ctx_seq(s.ctx())),
           share_(opts.reuse_prefix && s.params().kv_unified),
-          // Sampling threads: ggml's, or with the logits on a GPU (its CPU threads idle
-          // while we sample) every logical CPU, hyperthreads helping the exp-heavy sweeps.
-          scratch_((size_t) std::max(1, s.model()->output_on_gpu() ? std::max(s.params().n_threads, logical_cpus())
-                                                                    : s.params().n_threads)) {}
+          scratch_((size_t) std::max(1, s.params().n_threads)) {}
 
     void run() {
         t0_ = Clock::now();
