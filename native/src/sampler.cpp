@@ -51,105 +51,161 @@ int32_t argmax(const float * v, int32_t n) {
     return arg < 0 ? 0 : arg;   // -1 only for NaN everywhere
 }
 
-// exp(-d) for 0 <= d < 64, to ~1e-5 relative: 2^x as 2^floor(x) (exponent bits) times a
-// polynomial for the fraction. Only for the top-p histogram, whose 1% margin dwarfs the
-// error; glibc's expf there cost as much as llama.cpp's whole softmax.
-inline float exp_neg(float d) {
-    const float x = -d * 1.44269504f;
-    const float whole = std::floor(x);
-    const float f = x - whole;
-    float p = 1.0f + f * (0.69314718f + f * (0.24022651f + f * (0.05550411f + f * 0.00961813f)));
-    uint32_t bits;
-    std::memcpy(&bits, &p, sizeof bits);
-    bits += (uint32_t) ((int32_t) whole) << 23;
-    std::memcpy(&p, &bits, sizeof bits);
-    return p;
+constexpr size_t kBlock = 4096;   // float partial sums go into a double every block
+
+// w[i] = exp((x[i] - top) * inv_temp) where x[i] >= floor, else 0. Returns the sum of w, and
+// the sum of each kBlock-long block in `blocks` when given.
+double weigh(const float * x, size_t n, float top, float inv_temp, float floor, std::vector<float> & w,
+             std::vector<double> * blocks) {
+    using namespace vec;
+    w.resize(n);
+    if (blocks) blocks->clear();
+    const v8f vtop = splat(top), vfloor = splat(floor), vscale = splat(inv_temp), zero = splat(0.0f);
+    double total = 0.0;
+    for (size_t start = 0; start < n; start += kBlock) {
+        const size_t end = std::min(n, start + kBlock);
+        size_t i = start;
+        v8f acc = zero;
+        for (; i + kLanes <= end; i += kLanes) {
+            const v8f v = load(x + i);
+            const v8f e = select(v >= vfloor, exp_nonpos((v - vtop) * vscale), zero);
+            store(&w[i], e);
+            acc += e;
+        }
+        double sum = 0.0;
+        for (int j = 0; j < kLanes; j++) sum += acc[j];
+        for (; i < end; i++) {
+            w[i] = x[i] >= floor ? exp_nonpos((x[i] - top) * inv_temp) : 0.0f;
+            sum += w[i];
+        }
+        total += sum;
+        if (blocks) blocks->push_back(sum);
+    }
+    return total;
+}
+
+// Among `v` (logits below every token already kept, whose mass is `above`), the logit of
+// the token at which the running mass, highest first, reaches `want`. A quickselect on
+// mass: partition around a pivot, keep the side the cut is in; sort only the last few.
+float cut_by_mass(std::vector<float> & v, float top, double above, double want) {
+    size_t lo = 0, hi = v.size();
+    while (hi - lo > 64) {
+        std::nth_element(v.begin() + (ptrdiff_t) lo, v.begin() + (ptrdiff_t) ((lo + hi) / 2), v.begin() + (ptrdiff_t) hi,
+                         std::greater<float>());
+        const size_t mid = (lo + hi) / 2;   // [lo, mid) >= v[mid] >= [mid + 1, hi)
+        double upper = 0.0;
+        for (size_t i = lo; i < mid; i++) upper += vec::exp_nonpos(v[i] - top);
+        if (above + upper >= want) {
+            hi = mid;
+        } else {
+            above += upper;
+            lo = mid;
+        }
+    }
+    std::sort(v.begin() + (ptrdiff_t) lo, v.begin() + (ptrdiff_t) hi, std::greater<float>());
+    size_t k = lo;
+    while (k + 1 < hi && above + vec::exp_nonpos(v[k] - top) < want) above += vec::exp_nonpos(v[k++] - top);
+    return v[k];
 }
 
 // The logit at which `x` is cut to its top-p set: the fewest highest-logit tokens whose
 // probability (softmax at temperature 1, as llama.cpp's top-p) sums to at least p are
 // those with x >= the returned value (tokens tied with the last one kept come too).
-// llama.cpp's top-p sorts the candidates, the whole vocabulary whenever its top 256 do
-// not reach p (a flat distribution: every step of a random test model, high-entropy steps
-// of a real one): 19 ms a token on Qwen's 150k. Here one pass bins the tokens by logit
-// into fine buckets with their probability mass; every bucket before the one where the
-// running mass reaches p is wholly in the set, and only that bucket is sorted to find the
-// cut. Leaves exp(x - top) in s.w.
+//
+// llama.cpp's top-p sorts the candidates, the whole vocabulary whenever its top 256 do not
+// reach p (a flat distribution: every step of a random test model, high-entropy steps of
+// a real one): 19 ms a token on Qwen's 150k. Here: a strided sample of ~2k logits, sorted,
+// estimates where the cut falls; one vectorised pass sums the exact mass above six
+// thresholds around that estimate; among the tokens between the two that bracket the cut
+// (a few thousand) a quickselect on mass finds it.
 float top_p_threshold(const float * x, size_t n, float top, float top_p, SamplerScratch & s) {
-    constexpr int   n_buckets = 4096;
-    // Tokens 30 nats below the top weigh < 150k * 1e-13 together: their mass goes into the
-    // total, and they are never in a set (the set holds the top token, whose weight is 1).
-    constexpr float range = 30.0f;
-    constexpr float scale = n_buckets / range;
-    s.w.resize(n);
-    size_t i = 0;
-    const vec::v8f vtop = vec::splat(top);
-    for (; i + vec::kLanes <= n; i += vec::kLanes) vec::store(&s.w[i], vec::exp_nonpos(vec::load(x + i) - vtop));
-    for (; i < n; i++) s.w[i] = vec::exp_nonpos(x[i] - top);
-    auto bucket = [&](float logit) {
-        const float d = top - logit;
-        return d < range ? (int) (d * scale) : n_buckets;   // NaN and the far tail: past the end
-    };
-    s.bucket_mass.assign(n_buckets + 1, 0.0);
-    for (i = 0; i < n; i++) s.bucket_mass[(size_t) bucket(x[i])] += s.w[i];
-    double total = 0.0;
-    for (int b = 0; b <= n_buckets; b++) total += s.bucket_mass[(size_t) b];
+    using namespace vec;
+    const double total = weigh(x, n, top, 1.0f, -INFINITY, s.w, nullptr);
     const double want = (double) top_p * total;
-    double before = 0.0;   // mass of the buckets wholly in the set
-    int cut = n_buckets - 1;
-    for (int b = 0; b < n_buckets; b++) {
-        if (before + s.bucket_mass[(size_t) b] >= want) {
-            cut = b;
+
+    // The estimate: where the sample's own running mass reaches p of the sample's total.
+    const size_t stride = std::max<size_t>(1, n / 1024);
+    s.cut.clear();
+    for (size_t i = 0; i < n; i += stride) s.cut.push_back(x[i]);
+    std::sort(s.cut.begin(), s.cut.end(), std::greater<float>());
+    const size_t m = s.cut.size();
+    s.sample_w.resize(m);
+    weigh(s.cut.data(), m, top, 1.0f, -INFINITY, s.sample_w, nullptr);
+    double sample_total = 0.0;
+    for (float w : s.sample_w) sample_total += w;
+    size_t rank = m - 1;
+    double est = 0.0;
+    for (size_t k = 0; k < m; k++) {
+        est += s.sample_w[k];
+        if (est >= (double) top_p * sample_total) {
+            rank = k;
             break;
         }
-        before += s.bucket_mass[(size_t) b];
     }
-    // The cut bucket's logits, highest first, until the mass is reached.
+    constexpr int T = 6;   // thresholds, high to low; 6 keep the pass in 16 vector registers
+    const long offsets[T] = {-64, -16, -4, 4, 16, 64};
+    float th[T];
+    for (int j = 0; j < T; j++) th[j] = s.cut[(size_t) std::clamp<long>((long) rank + offsets[j], 0, (long) m - 1)];
+
+    double mass[T] = {};
+    v8f vth[T];
+    for (int j = 0; j < T; j++) vth[j] = splat(th[j]);
+    const v8f zero = splat(0.0f);
+    for (size_t start = 0; start < n; start += kBlock) {
+        const size_t end = std::min(n, start + kBlock);
+        v8f acc[T];
+        for (int j = 0; j < T; j++) acc[j] = zero;
+        size_t i = start;
+        for (; i + kLanes <= end; i += kLanes) {
+            const v8f v = load(x + i), w = load(&s.w[i]);
+            for (int j = 0; j < T; j++) acc[j] += select(v >= vth[j], w, zero);
+        }
+        for (int j = 0; j < T; j++) {
+            for (int l = 0; l < kLanes; l++) mass[j] += acc[j][l];
+        }
+        for (; i < end; i++) {
+            for (int j = 0; j < T; j++) mass[j] += x[i] >= th[j] ? s.w[i] : 0.0f;
+        }
+    }
+    // The bracket: above `hi` the mass is short of p; down to `lo` it reaches it.
+    float hi = INFINITY, lo = -INFINITY;
+    double above = 0.0;
+    for (int j = 0; j < T; j++) {
+        if (mass[j] < want) {
+            hi = th[j];
+            above = mass[j];
+        } else {
+            lo = th[j];
+            break;
+        }
+    }
     s.cut.clear();
-    for (i = 0; i < n; i++) {
-        if (bucket(x[i]) == cut) s.cut.push_back(x[i]);
-    }
-    if (s.cut.empty()) return top;   // not reached (NaN logits): keep the top
-    std::sort(s.cut.begin(), s.cut.end(), std::greater<float>());
-    double mass = before;
-    size_t k = 0;
-    while (k + 1 < s.cut.size() && mass + vec::exp_nonpos(s.cut[k] - top) < want) mass += vec::exp_nonpos(s.cut[k++] - top);
-    return s.cut[k];
+    collect_range(x, n, lo, hi, s.cut);
+    if (s.cut.empty()) return hi;   // NaN logits: keep what is above the bracket
+    return cut_by_mass(s.cut, top, above, want);
 }
 
 // Draws from the tokens with x >= floor, weighted by exp((x - top) / temperature), with
-// u uniform in [0, 1): the first token at which the running weight passes u * total.
+// u uniform in [0, 1): the first token at which the running weight passes u * total. The
+// block sums find the block to walk.
 llama_token draw(const float * x, size_t n, float top, float floor, float inv_temp, double u, SamplerScratch & s) {
-    s.w.resize(n);
-    const vec::v8f vtop = vec::splat(top), vfloor = vec::splat(floor), zero = vec::splat(0.0f);
-    double total = 0.0;
-    size_t i = 0;
-    // Lanes summed into a double every block: bounds the float error over 150k terms.
-    while (i + vec::kLanes <= n) {
-        const size_t end = std::min(n - n % vec::kLanes, i + 4096);
-        vec::v8f acc = zero;
-        for (; i < end; i += vec::kLanes) {
-            const vec::v8f v = vec::load(x + i);
-            const vec::v8f w = vec::select(v >= vfloor, vec::exp_nonpos((v - vtop) * inv_temp), zero);
-            vec::store(&s.w[i], w);
-            acc += w;
-        }
-        for (int j = 0; j < vec::kLanes; j++) total += acc[j];
-    }
-    for (; i < n; i++) {
-        s.w[i] = x[i] >= floor ? vec::exp_nonpos((x[i] - top) * inv_temp) : 0.0f;
-        total += s.w[i];
-    }
+    const double total = weigh(x, n, top, inv_temp, floor, s.w, &s.blocks);
     const double target = u * total;
     double run = 0.0;
+    size_t b = 0;
+    while (b + 1 < s.blocks.size() && run + s.blocks[b] <= target) run += s.blocks[b++];
     llama_token last = -1;
-    for (i = 0; i < n; i++) {
+    for (size_t i = b * kBlock; i < n; i++) {
         if (s.w[i] == 0.0f) continue;
         run += s.w[i];
         last = (llama_token) i;
         if (run > target) return last;
     }
-    return last;   // rounding left the target at the very end
+    // Rounding left the target at the very end: the last token with weight.
+    for (size_t i = n; i-- > 0 && last < 0;) {
+        if (s.w[i] > 0.0f) last = (llama_token) i;
+    }
+    return last;
 }
 
 }  // namespace

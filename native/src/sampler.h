@@ -46,8 +46,8 @@ struct SamplerScratch {
     std::vector<llama_token_data> cur;
     std::vector<float> row;
     // the fused path (sampler.cpp)
-    std::vector<float> w, cut;
-    std::vector<double> bucket_mass;
+    std::vector<float> w, cut, sample_w;
+    std::vector<double> blocks;
 };
 
 class SequenceSampler {

@@ -49,6 +49,32 @@ inline v8f exp_nonpos(v8f x) {
 
 inline float exp_nonpos(float x) { return exp_nonpos(splat(x))[0]; }
 
+// Whether any lane of a comparison's mask is set.
+inline bool any(v8i m) {
+    int32_t r = 0;
+    for (int j = 0; j < kLanes; j++) r |= m[j];
+    return r != 0;
+}
+
+// Appends the x[i] with lo <= x[i] < hi, in order. A scalar loop's comparison branches on
+// random data (5 ns a float); here 8 floats at a time, a branch only where one falls in.
+template <typename Vec>
+void collect_range(const float * x, size_t n, float lo, float hi, Vec & out) {
+    const v8f vlo = splat(lo), vhi = splat(hi);
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        const v8f v = load(x + i);
+        const v8i in = (v >= vlo) & (v < vhi);
+        if (!any(in)) continue;
+        for (int j = 0; j < kLanes; j++) {
+            if (in[j]) out.push_back(x[i + j]);
+        }
+    }
+    for (; i < n; i++) {
+        if (x[i] >= lo && x[i] < hi) out.push_back(x[i]);
+    }
+}
+
 // The largest of x[0..n); -inf for n == 0. NaNs are skipped.
 inline float max_of(const float * x, size_t n) {
     size_t i = 0;
