@@ -330,8 +330,11 @@ export interface ScoreOptions {
    * Where each logit row is log-softmaxed. "graph": inside the decode graph, on the
    * model's device, so a few floats per scored position come back instead of the
    * vocabulary-sized row. "host": the row is copied and reduced on the CPU (the reference
-   * path). "auto" (default): the host, which measured faster (on an H100, 1.5b q4_k:
-   * 21.9k against 18.0k tokens/s; native/bench/RESULTS.md).
+   * path). "auto" (default): the graph when the logits live on a GPU (on an H100, 1.5b
+   * q4_k: 23.5k against 19.5k tokens/s), else the host, whose vectorised loop beats
+   * ggml's generic CPU ops. The graph path makes llama.cpp keep a larger pinned output
+   * buffer (four vocabulary-sized arrays per output row, ~1.2 GB at 512 rows of Qwen),
+   * grown once per context.
    */
   logSoftmax?: "auto" | "graph" | "host";
   onProgress?: (p: ScoreProgress) => void;

@@ -62,10 +62,7 @@ class ScoreRun {
         s_.clear_work_seqs();
         for (uint32_t i = s_.n_work_seqs(); i > 0; i--) free_seqs_.push_back(s_.work_seq(i - 1));
         cells_ = (int64_t) s_.prefix_tokens().size();
-        // "auto" is the host: on an H100 with Qwen's vocabulary the host path ran 21.9k
-        // tokens/s against the graph's 18.0k (native/bench/RESULTS.md), its copies
-        // overlapping well once no output rows are reordered (plan_split).
-        if (opts_.log_softmax == ReduceOn::graph) {
+        if (reduce_in_graph(opts_.log_softmax, s_)) {
             size_t most = 0;
             for (const ScoreItem & it : items_) most = std::max(most, it.candidates.size());
             std::vector<llama_seq_id> seqs(free_seqs_.rbegin(), free_seqs_.rend());

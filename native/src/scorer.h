@@ -32,8 +32,7 @@ struct ScoreOptions {
     int32_t min_shared_prefix = 16;   // shorter common prefixes are recomputed, not copied
     bool    reuse_prefix = true;
     // Where each logit row is log-softmaxed: in the decode graph (score_head.h: 4 bytes
-    // per wanted value come back, not the row) or on the host; automatic is the host
-    // (faster where measured, see scorer.cpp).
+    // per wanted value come back, not the row) or on the host (the reference path).
     ReduceOn log_softmax = ReduceOn::automatic;
 };
 
