@@ -108,6 +108,31 @@ float cut_by_mass(std::vector<float> & v, float top, double above, double want) 
     return v[k];
 }
 
+// Draws from the tokens with x >= floor, weighted by exp((x - top) / temperature), with
+// u uniform in [0, 1): the first token at which the running weight passes u * total. The
+// block sums find the block to walk.
+llama_token draw(const float * x, size_t n, float top, float floor, float inv_temp, double u, SamplerScratch & s) {
+    const double total = weigh(x, n, top, inv_temp, floor, s.w, &s.blocks);
+    const double target = u * total;
+    double run = 0.0;
+    size_t b = 0;
+    while (b + 1 < s.blocks.size() && run + s.blocks[b] <= target) run += s.blocks[b++];
+    llama_token last = -1;
+    for (size_t i = b * kBlock; i < n; i++) {
+        if (s.w[i] == 0.0f) continue;
+        run += s.w[i];
+        last = (llama_token) i;
+        if (run > target) return last;
+    }
+    // Rounding left the target at the very end: the last token with weight.
+    for (size_t i = n; i-- > 0 && last < 0;) {
+        if (s.w[i] > 0.0f) last = (llama_token) i;
+    }
+    return last;
+}
+
+}  // namespace
+
 // The logit at which `x` is cut to its top-p set: the fewest highest-logit tokens whose
 // probability (softmax at temperature 1, as llama.cpp's top-p) sums to at least p are
 // those with x >= the returned value (tokens tied with the last one kept come too).
@@ -184,31 +209,6 @@ float top_p_threshold(const float * x, size_t n, float top, float top_p, Sampler
     if (s.cut.empty()) return hi;   // NaN logits: keep what is above the bracket
     return cut_by_mass(s.cut, top, above, want);
 }
-
-// Draws from the tokens with x >= floor, weighted by exp((x - top) / temperature), with
-// u uniform in [0, 1): the first token at which the running weight passes u * total. The
-// block sums find the block to walk.
-llama_token draw(const float * x, size_t n, float top, float floor, float inv_temp, double u, SamplerScratch & s) {
-    const double total = weigh(x, n, top, inv_temp, floor, s.w, &s.blocks);
-    const double target = u * total;
-    double run = 0.0;
-    size_t b = 0;
-    while (b + 1 < s.blocks.size() && run + s.blocks[b] <= target) run += s.blocks[b++];
-    llama_token last = -1;
-    for (size_t i = b * kBlock; i < n; i++) {
-        if (s.w[i] == 0.0f) continue;
-        run += s.w[i];
-        last = (llama_token) i;
-        if (run > target) return last;
-    }
-    // Rounding left the target at the very end: the last token with weight.
-    for (size_t i = n; i-- > 0 && last < 0;) {
-        if (s.w[i] > 0.0f) last = (llama_token) i;
-    }
-    return last;
-}
-
-}  // namespace
 
 SequenceSampler::SequenceSampler(const SamplingParams & p, uint32_t seed, int32_t n_vocab)
     : n_vocab_(n_vocab), penalty_(p.repetition_penalty), window_size_(p.repetition_window) {

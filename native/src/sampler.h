@@ -77,6 +77,12 @@ class SequenceSampler {
     std::vector<std::pair<llama_token, int32_t>> counts_;   // distinct tokens in the window
 };
 
+// The logit at which the row x[0..n) (largest value `top`) is cut to its top-p set: the
+// tokens with x >= the returned value are the fewest highest ones whose softmax
+// probability sums to at least top_p (plus any tied with the last). Exposed for
+// bench:sampler, which holds it to a full sort.
+float top_p_threshold(const float * x, size_t n, float top, float top_p, SamplerScratch & scratch);
+
 // Finds stop strings in text that grows a piece at a time. Only the tail that could hold
 // a match ending in the new piece is searched, so the cost per token is the piece plus
 // the longest stop string, whatever the length of the text.
