@@ -192,8 +192,7 @@ class GenRun {
                 // Worth caching what this request shares with the next (and, the order
                 // being sorted, with every later one that shares as much).
                 const Plan & q = plans_[order_[next_ + 1]];
-                const int32_t d = common_prefix(p.tokens, q.tokens, std::min(cap, (int32_t) q.tokens.size() - 1));
-                if (d >= min_shared && d - have >= min_shared) want = d;
+                want = prefix_to_cache(have, common_prefix(p.tokens, q.tokens, std::min(cap, (int32_t) q.tokens.size() - 1)), min_shared);
             }
             const int32_t start = want >= min_shared ? want : 0;
             const int64_t own = (int64_t) (n_prompt - start) + p.max_gen;
@@ -208,7 +207,8 @@ class GenRun {
             }
             if (want > have) {
                 drop_prefix_tail(have);
-                extend_prefix(p.tokens, have, want);
+                stats_.decode_calls += s_.extend_prefix(p.tokens, want, batch_, job_);
+                stats_.prefix_tokens += want - have;
             }
 
             const llama_seq_id seq = free_seqs_.back();
@@ -250,23 +250,6 @@ class GenRun {
             r->shared = std::min(r->shared, keep);
         }
         if (!o.users.empty()) orphans_.push_back(std::move(o));
-    }
-
-    void extend_prefix(const std::vector<llama_token> & tokens, int32_t from, int32_t to) {
-        std::vector<llama_token> & holder = s_.prefix_tokens();
-        for (int32_t i = from; i < to;) {
-            job_.check_cancelled();
-            const int32_t n = std::min(to - i, batch_.capacity());
-            batch_.clear();
-            for (int32_t k = 0; k < n; k++) batch_.add(tokens[(size_t) (i + k)], i + k, Session::prefix_seq, false);
-            if (s_.decode(batch_.get()) != 0) {
-                throw std::runtime_error("the KV cache is full while caching a shared prefix; increase contextSize");
-            }
-            holder.insert(holder.end(), tokens.begin() + i, tokens.begin() + i + n);
-            stats_.decode_calls++;
-            stats_.prefix_tokens += n;
-            i += n;
-        }
     }
 
     // One llama_decode: a token for every generating request first (they cost one batch
@@ -377,12 +360,12 @@ class GenRun {
 
     void sample_rows() {
         llama_context * ctx = s_.ctx();
-        std::vector<const float *> logits(rows_.size());
         std::vector<llama_token> picked(rows_.size());
         if (greedy_) {
             for (size_t i = 0; i < rows_.size(); i++) picked[i] = GreedyHead::token(ctx, rows_[i]->row);
             return take_all(picked);
         }
+        std::vector<const float *> logits(rows_.size());
         for (size_t i = 0; i < rows_.size(); i++) {
             logits[i] = llama_get_logits_ith(ctx, rows_[i]->row);
             if (!logits[i]) throw std::runtime_error("llama.cpp returned no logits for a requested position");

@@ -137,8 +137,7 @@ class ScoreRun {
                 // Worth caching what this item shares with the next one (and, the
                 // order being sorted, with every later item that shares as much).
                 const Plan & q = plans_[order_[next_ + 1]];
-                const int32_t d = common_prefix(p.tokens, q.tokens, std::min(p.first_out, q.first_out));
-                if (d >= min_shared && d - have >= min_shared) want = d;
+                want = prefix_to_cache(have, common_prefix(p.tokens, q.tokens, std::min(p.first_out, q.first_out)), min_shared);
             }
             const int32_t start = want >= min_shared ? want : 0;
 
@@ -159,7 +158,9 @@ class ScoreRun {
                     cells_ -= (int64_t) holder.size() - have;
                     holder.resize((size_t) have);
                 }
-                extend_prefix(p.tokens, have, want);
+                stats_.decode_calls += s_.extend_prefix(p.tokens, want, batch_, job_);
+                stats_.tokens_decoded += want - have;
+                stats_.prefix_tokens += want - have;
                 cells_ += want - have;
             }
 
@@ -170,24 +171,6 @@ class ScoreRun {
             cells_ += p.n_eval - start;
             stats_.tokens_reused += start;
             next_++;
-        }
-    }
-
-    void extend_prefix(const std::vector<llama_token> & tokens, int32_t from, int32_t to) {
-        std::vector<llama_token> & holder = s_.prefix_tokens();
-        for (int32_t i = from; i < to;) {
-            job_.check_cancelled();
-            const int32_t n = std::min(to - i, batch_.capacity());
-            batch_.clear();
-            for (int32_t k = 0; k < n; k++) batch_.add(tokens[i + k], i + k, Session::prefix_seq, false);
-            if (s_.decode(batch_.get()) != 0) {
-                throw std::runtime_error("the KV cache is full while caching a shared prefix; increase contextSize");
-            }
-            holder.insert(holder.end(), tokens.begin() + i, tokens.begin() + i + n);
-            stats_.decode_calls++;
-            stats_.tokens_decoded += n;
-            stats_.prefix_tokens += n;
-            i += n;
         }
     }
 

@@ -3,6 +3,7 @@
 #include "cpu_info.h"
 #include "log.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -78,6 +79,23 @@ Session::Lease Session::acquire(JobContext & job) {
     std::unique_lock<std::mutex> lock(mutex_);
     job.check_cancelled();
     return Lease(*this, std::move(lock), job.cancel_flag());
+}
+
+int32_t Session::extend_prefix(const std::vector<llama_token> & tokens, int32_t to, Batch & batch, JobContext & job) {
+    int32_t calls = 0;
+    for (int32_t i = (int32_t) prefix_tokens_.size(); i < to;) {
+        job.check_cancelled();
+        const int32_t n = std::min(to - i, batch.capacity());
+        batch.clear();
+        for (int32_t k = 0; k < n; k++) batch.add(tokens[(size_t) (i + k)], i + k, prefix_seq, false);
+        if (decode(batch.get()) != 0) {
+            throw std::runtime_error("the KV cache is full while caching a shared prefix; increase contextSize");
+        }
+        prefix_tokens_.insert(prefix_tokens_.end(), tokens.begin() + i, tokens.begin() + i + n);
+        calls++;
+        i += n;
+    }
+    return calls;
 }
 
 void Session::clear_prefix() {

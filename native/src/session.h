@@ -10,6 +10,7 @@
 #pragma once
 
 #include "adapter.h"
+#include "batch.h"
 #include "job.h"
 #include "model.h"
 
@@ -73,6 +74,10 @@ class Session {
     llama_seq_id work_seq(uint32_t i) const { return (llama_seq_id) (1 + i); }
 
     std::vector<llama_token> & prefix_tokens() { return prefix_tokens_; }
+    // Decodes tokens[prefix_tokens().size(), to) into the prefix sequence, a batch at a
+    // time through `batch`, and appends them to prefix_tokens(). Returns the decode calls
+    // made. Throws when the KV cache has no room (or Cancelled).
+    int32_t extend_prefix(const std::vector<llama_token> & tokens, int32_t to, Batch & batch, JobContext & job);
     void clear_prefix();
     void clear_work_seqs();
     void clear_all();
