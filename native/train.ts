@@ -1,8 +1,8 @@
 // The typed TypeScript face of the training engine (native/src/train): LoRA training of
-// llama/qwen2 models from GGUF weights on our own CPU reference engine (a CUDA backend
-// implements the same contract later). See specs/training.md.
+// llama/qwen2 models from GGUF weights on our own engine: a CPU reference backend and a
+// CUDA backend behind one contract (native/src/train/backend.h). See specs/training.md.
 //
-//   loadTrainModel(path)                  base weights dequantized for training
+//   loadTrainModel(path, {backend})       the frozen base, loaded by the chosen backend
 //   model.createSession({rank, alpha, ...})  LoRA parameters + optimizer state
 //   session.train(data, opts)             the training loop (off the JS thread), with
 //                                         progress, cancellation, checkpoints, resume
@@ -23,7 +23,8 @@ interface NativeCancelSource {
 }
 interface TrainAddon {
   CancelSource: new () => NativeCancelSource;
-  trainLoadModel(path: string): Promise<Handle>;
+  trainLoadModel(path: string, opts: LoadTrainModelOptions): Promise<Handle>;
+  trainBackends(): TrainBackends;
   trainModelInfo(h: Handle): TrainModelInfo;
   trainModelDispose(h: Handle): void;
   trainCreateSession(h: Handle, opts: object): Handle;
@@ -50,8 +51,39 @@ function addon(): TrainAddon {
 export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
+/** Which training backend loads and computes: "auto" = cuda when built with it and a GPU is present. */
+export type TrainBackendKind = "auto" | "cpu" | "cuda";
+
+export interface LoadTrainModelOptions {
+  /** Default "auto". */
+  backend?: TrainBackendKind;
+  /**
+   * How the CUDA backend holds the frozen base: "dense" (bf16) or "stored" (the GGUF's own
+   * blocks, e.g. q4_K kept quantized in GPU memory and dequantized per use: the GGUF
+   * analogue of QLoRA). The CPU backend always holds f32. Default "dense".
+   */
+  storage?: "dense" | "stored";
+  /** CUDA device ordinal. Default 0. */
+  device?: number;
+}
+
+export interface TrainBackends {
+  /** The addon was compiled with the CUDA training backend. */
+  cudaBuilt: boolean;
+  /** A CUDA device can be used now. */
+  cudaUsable: boolean;
+  /** Why not, when cudaUsable is false. */
+  cudaReason?: string;
+}
+
 export interface TrainModelInfo {
   path: string;
+  /** The backend that holds this base: "cpu" or "cuda". */
+  backend: "cpu" | "cuda";
+  device: string;
+  storage: "dense" | "stored";
+  /** Bytes the base takes where it lives (host for cpu, device for cuda). */
+  baseBytes: number;
   architecture: "llama" | "qwen2";
   /** ggml type of the attention weights as stored, e.g. "f16", "q4_K" (training uses them dequantized). */
   weightType: string;
@@ -86,6 +118,8 @@ export interface SessionOptions {
   threads?: number;
   /** Start from this adapter (its rank, alpha and targets) instead of a fresh init. */
   adapter?: string;
+  /** Keep only each layer's input and recompute the rest in backward (less memory, ~1/3 more compute). Default false. */
+  checkpointActivations?: boolean;
 }
 
 export interface SessionInfo {
@@ -98,6 +132,10 @@ export interface SessionInfo {
   seed: number;
   backend: string;
   device: string;
+  /** The frozen base's bytes where it lives. */
+  baseBytes: number;
+  /** Device memory high-water mark of the backend (0 on the CPU backend). */
+  peakMemoryBytes: number;
 }
 
 /** Examples stored flat: example i is tokens[offsets[i]..offsets[i+1]); loss[j] = 1 marks a target token. */
@@ -227,7 +265,7 @@ export interface SelfCheckResult {
 
 // ---- models and sessions -----------------------------------------------------------------
 
-/** Base weights loaded for training (every type dequantized to f32). */
+/** The frozen base, loaded for training by one backend (CPU: f32; CUDA: bf16 or as stored). */
 export class TrainModel {
   #h: Handle | null;
   readonly info: TrainModelInfo;
@@ -258,8 +296,13 @@ export class TrainModel {
   }
 }
 
-export async function loadTrainModel(path: string): Promise<TrainModel> {
-  return new TrainModel(await addon().trainLoadModel(path));
+export async function loadTrainModel(path: string, opts: LoadTrainModelOptions = {}): Promise<TrainModel> {
+  return new TrainModel(await addon().trainLoadModel(path, opts));
+}
+
+/** Which training backends this build and machine offer. */
+export function trainBackends(): TrainBackends {
+  return addon().trainBackends();
 }
 
 /** LoRA parameters and optimizer state over a TrainModel. One job at a time. */

@@ -44,6 +44,14 @@ describe("gradient checks (double precision, central differences)", () => {
         expect(r.passed).toBe(true);
       }
     });
+    test(`${arch}: backward with a weight per target (the objective seam) is the gradient of sum w·logp`, () => {
+      for (const name of [`model.${arch}.weighted_logp_grad`, `model.${arch}.dropout.weighted_logp_grad`]) {
+        const r = find(name);
+        expect(r.checked).toBeGreaterThanOrEqual(400);
+        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.passed).toBe(true);
+      }
+    });
     test(`${arch}: a padded micro-batch equals its sequences one by one; float engine tracks the double one`, () => {
       expect(find(`model.${arch}.padding_invariance`).maxAbsErr).toBe(0);
       expect(find(`model.${arch}.float_vs_double`).passed).toBe(true);

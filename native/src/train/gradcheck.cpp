@@ -324,6 +324,27 @@ std::vector<CheckResult> check_model(uint64_t seed) {
             ch.check(theta, grads, f, 1e-5, 400);
             out.push_back(ch.done());
 
+            // The objective seam: backward with an arbitrary weight per target is the
+            // gradient of sum_i w_i logp_i (what DPO's per-sequence losses produce).
+            {
+                std::vector<double> logp;
+                model.forward_logp(pb, theta.data(), dp, &logp, false);
+                const Vec w = rnd.normals(logp.size(), 1.0);
+                Vec gw((size_t) layout.n_params, 0.0);
+                model.forward_logp(pb, theta.data(), dp, nullptr, true);
+                model.backward(w.data(), gw.data());
+                auto fw = [&] {
+                    std::vector<double> lp;
+                    model.forward_logp(pb, theta.data(), dp, &lp, false);
+                    double sum = 0;
+                    for (size_t i = 0; i < lp.size(); i++) sum += w[i] * lp[i];
+                    return sum;
+                };
+                Checker cw(std::string("model.") + arch + (p > 0 ? ".dropout" : "") + ".weighted_logp_grad", 1e-5, 1e-7);
+                cw.check(theta, gw, fw, 1e-5, 400);
+                out.push_back(cw.done());
+            }
+
             // Padding invariance: the same sequences one at a time give the same summed loss
             // and gradient as the padded batch (dropout off: its mask is per batch row).
             if (p == 0.0f) {

@@ -26,12 +26,11 @@ namespace {
 // ---- handles ------------------------------------------------------------------------------
 
 struct TrainModelHandle {
-    std::shared_ptr<const BaseWeights<float>> weights;
-    WeightsSource source;
+    std::shared_ptr<BaseModel> base;   // the frozen base, held by the backend that loaded it
 };
 
 struct TrainSessionHandle {
-    std::shared_ptr<TrainModelHandle> model;   // keeps the weights alive under the backend
+    std::shared_ptr<TrainModelHandle> model;
     std::unique_ptr<Backend> backend;
     uint64_t seed = 0;
     std::mutex mutex;   // one job at a time
@@ -166,14 +165,24 @@ Napi::Object record_to_js(Napi::Env env, const StepRecord & r) {
 
 // ---- model -------------------------------------------------------------------------------
 
-// trainLoadModel(path) -> Promise<handle>
+// trainLoadModel(path, {backend: "auto"|"cpu"|"cuda", storage: "dense"|"stored", device}) -> Promise<handle>
 Napi::Value load_model(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "trainLoadModel(path)");
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "trainLoadModel(path, options?)");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
-    return run_job(env, "selftune.trainLoadModel", env.Undefined(), nullptr, [path](JobContext &) -> Finish {
+    Napi::Object o = opt_object(info[1], "training model options");
+    BackendOptions bo;
+    bo.kind = opt_string(o, "backend", "auto");
+    if (bo.kind != "auto" && bo.kind != "cpu" && bo.kind != "cuda") {
+        throw Napi::RangeError::New(env, "option backend must be auto, cpu or cuda");
+    }
+    const std::string storage = opt_string(o, "storage", "dense");
+    if (storage != "dense" && storage != "stored") throw Napi::RangeError::New(env, "option storage must be dense or stored");
+    bo.storage = storage == "stored" ? BaseStorage::stored : BaseStorage::dense;
+    bo.device = (int) opt_int(o, "device", 0, 0, 1024);
+    return run_job(env, "selftune.trainLoadModel", env.Undefined(), nullptr, [path, bo](JobContext &) -> Finish {
         auto h = std::make_shared<TrainModelHandle>();
-        h->weights = load_base_weights(path, &h->source);
+        h->base = load_base_model(path, bo);
         return [h](Napi::Env env) { return wrap(env, h, kModelTag); };
     });
 }
@@ -181,12 +190,17 @@ Napi::Value load_model(const Napi::CallbackInfo & info) {
 Napi::Value model_info(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto h = model_of(info[0]);
-    const ModelConfig & c = h->weights->config;
+    const ModelConfig & c = h->base->config();
+    const WeightsSource & src = h->base->source();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("path", h->source.path);
+    o.Set("path", src.path);
+    o.Set("backend", h->base->backend());
+    o.Set("device", h->base->device());
+    o.Set("storage", base_storage_name(h->base->storage()));
+    o.Set("baseBytes", (double) h->base->bytes());
     o.Set("architecture", c.arch);
-    o.Set("weightType", h->source.file_type);
-    o.Set("parameterCount", (double) h->source.n_params);
+    o.Set("weightType", src.file_type);
+    o.Set("parameterCount", (double) src.n_params);
     o.Set("vocabSize", c.n_vocab);
     o.Set("embeddingSize", c.n_embd);
     o.Set("layerCount", c.n_layer);
@@ -202,6 +216,18 @@ Napi::Value model_info(const Napi::CallbackInfo & info) {
     return o;
 }
 
+// trainBackends() -> {cudaBuilt, cudaUsable, cudaReason?}
+Napi::Value backends(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    std::string why;
+    const bool usable = cuda_backend_usable(&why);
+    o.Set("cudaBuilt", cuda_backend_built());
+    o.Set("cudaUsable", usable);
+    if (!usable) o.Set("cudaReason", why);
+    return o;
+}
+
 Napi::Value model_dispose(const Napi::CallbackInfo & info) {
     release<TrainModelHandle>(info[0], kModelTag, "training model");
     return info.Env().Undefined();
@@ -214,7 +240,7 @@ Napi::Value create_session(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto model = model_of(info[0]);
     Napi::Object o = opt_object(info[1], "session options");
-    const ModelConfig & mc = model->weights->config;
+    const ModelConfig & mc = model->base->config();
     LoraConfig lc;
     lc.rank = (int32_t) opt_int(o, "rank", 16, 1, 4096);
     lc.alpha = (float) opt_number(o, "alpha", 32.0);
@@ -226,6 +252,7 @@ Napi::Value create_session(const Napi::CallbackInfo & info) {
     }
     const int threads = threads_or_default(opt_int(o, "threads", 0, 0, 1024));
     const std::string adapter = opt_string(o, "adapter", "");
+    const bool checkpoint_activations = opt_bool(o, "checkpointActivations", false);
 
     auto s = std::make_shared<TrainSessionHandle>();
     s->model = model;
@@ -244,7 +271,10 @@ Napi::Value create_session(const Napi::CallbackInfo & info) {
             params.resize((size_t) layout.n_params);
             lora_init(layout, params.data(), s->seed);
         }
-        s->backend = make_cpu_backend(model->weights, layout, threads);
+        SessionOptions so;
+        so.n_threads = threads;
+        so.checkpoint_activations = checkpoint_activations;
+        s->backend = model->base->new_session(layout, so);
         s->backend->write_params(params.data());
     } catch (const std::exception & e) {
         throw Napi::Error::New(env, e.what());
@@ -266,6 +296,9 @@ Napi::Value session_info(const Napi::CallbackInfo & info) {
     o.Set("seed", (double) s->seed);
     o.Set("backend", s->backend->name());
     o.Set("device", s->backend->device());
+    const MemoryStats mem = s->backend->memory();
+    o.Set("baseBytes", (double) mem.base_bytes);
+    o.Set("peakMemoryBytes", (double) mem.peak_bytes);
     return o;
 }
 
@@ -373,7 +406,8 @@ Napi::Value run_training(const Napi::CallbackInfo & info) {
 
     return run_job(env, "selftune.trainRun", info[3], cancel, [s, data, cfg, resume](JobContext & job) -> Finish {
         std::lock_guard<std::mutex> lk(s->mutex);
-        Trainer trainer(*s->backend, *data, cfg);
+        TokenMeanCrossEntropy objective;
+        Trainer trainer(*s->backend, objective, *data, cfg);
         if (!resume.empty()) trainer.resume(resume);
         const int64_t truncated = trainer.plan().n_truncated();
         const int64_t warmup = trainer.schedule().warmup_steps;
@@ -455,7 +489,9 @@ Napi::Value evaluate(const Napi::CallbackInfo & info) {
             for (int64_t e = e0; e < std::min(n, e0 + micro); e++) idx.push_back(e);
             const MicroBatch mb = plan.make_micro_batch(idx);
             std::vector<double> rows;
-            s->backend->evaluate(mb, use_lora, &rows);
+            ForwardOptions fo;
+            fo.use_lora = use_lora;
+            s->backend->forward(mb, fo, rows);
             size_t k = 0;
             for (int32_t q = 0; q < mb.n_seq; q++) {
                 const int64_t e = idx[(size_t) q];
@@ -639,6 +675,7 @@ void register_train(Napi::Env env, Napi::Object exports) {
     fn("trainModelDispose", guarded<model_dispose>);
     fn("trainCreateSession", guarded<create_session>);
     fn("trainSessionInfo", guarded<session_info>);
+    fn("trainBackends", guarded<backends>);
     fn("trainSessionDispose", guarded<session_dispose>);
     fn("trainGetParams", guarded<get_params>);
     fn("trainSetParams", guarded<set_params>);

@@ -33,8 +33,8 @@ double now_seconds() {
 
 }  // namespace
 
-Trainer::Trainer(Backend & backend, const Dataset & data, const TrainConfig & config)
-    : backend_(backend), data_(data), config_(config), plan_(data, config.plan),
+Trainer::Trainer(Backend & backend, Objective & objective, const Dataset & data, const TrainConfig & config)
+    : backend_(backend), objective_(objective), data_(data), config_(config), plan_(data, config.plan),
       schedule_(make_schedule(config, config.max_steps >= 0 ? std::min(config.max_steps, plan_.total_steps())
                                                              : plan_.total_steps())) {
     total_steps_ = schedule_.total_steps;
@@ -50,7 +50,7 @@ Trainer::Trainer(Backend & backend, const Dataset & data, const TrainConfig & co
                        hf(schedule_.min_lr_ratio), (uint64_t) schedule_.warmup_steps, (uint64_t) schedule_.decay,
                        hf(a.beta1), hf(a.beta2), hf(a.eps), hf(a.weight_decay), hf(config_.max_grad_norm), config_.seed,
                        (uint64_t) l.rank, hf(l.alpha), hf(l.dropout), (uint64_t) l.targets, (uint64_t) m.n_vocab,
-                       (uint64_t) m.n_embd, (uint64_t) m.n_layer, (uint64_t) m.n_ff, (uint64_t) total_steps_}) {
+                       (uint64_t) m.n_embd, (uint64_t) m.n_layer, (uint64_t) m.n_ff, (uint64_t) total_steps_, objective_.fingerprint()}) {
         h = hash_combine(h, v);
     }
     fingerprint_ = h;
@@ -122,10 +122,13 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
         rec.lr = lr_at(schedule_, step_);
         rec.loss_tokens = n_loss;
         bool aborted = false;
-        if (n_loss > 0) {
+        if (objective_.begin_step(mbs)) {
             backend_.zero_grad();
-            double loss_sum = 0;
-            const float scale = 1.0f / (float) n_loss;
+            double loss = 0;
+            std::vector<double> logp, weight;
+            ForwardOptions fo;
+            fo.for_backward = true;
+            fo.dropout.p = dropout;
             for (size_t i = 0; i < mbs.size(); i++) {
                 // Between micro-batches: a cancelled step leaves parameters as the last
                 // completed step left them (the partial gradient is simply dropped).
@@ -133,15 +136,16 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
                     aborted = true;
                     break;
                 }
-                DropoutSpec dp;
-                dp.p = dropout;
-                dp.key = RngKey(config_.seed).with(kStreamDropout).with((uint64_t) step_).with((uint64_t) i);
-                const MicroResult r = backend_.accumulate(mbs[i], scale, dp);
-                loss_sum += r.loss_sum;
+                fo.dropout.key = RngKey(config_.seed).with(kStreamDropout).with((uint64_t) step_).with((uint64_t) i);
+                const ForwardResult r = backend_.forward(mbs[i], fo, logp);
                 rec.tokens += r.n_tokens;
+                if (r.n_targets == 0) continue;
+                loss += objective_.micro_loss(i, mbs[i], logp, weight);
+                backend_.backward(weight);
             }
             if (!aborted) {
-                rec.loss = loss_sum / (double) n_loss;
+                rec.loss = loss;
+                rec.metrics = objective_.end_step();
                 rec.grad_norm = std::sqrt(backend_.grad_norm_sq());
                 AdamWStep st;
                 st.config = config_.adamw;

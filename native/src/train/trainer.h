@@ -1,13 +1,12 @@
-// The training loop, backend-agnostic: the data plan, micro-batches with gradient
-// accumulation, loss normalisation, clipping, the schedule, AdamW, checkpoints, progress
-// and cancellation.
-//
-// Loss: the mean over every loss target of the optimizer step (all its micro-batches),
-// so a step's gradient does not depend on how it is split into micro-batches.
+// The training loop, backend- and objective-agnostic: the data plan, micro-batches with
+// gradient accumulation, clipping, the schedule, AdamW, checkpoints, progress and
+// cancellation. Per micro-batch: backend forward (log-probs of the targets) -> objective
+// (loss share, weights d loss / d logp) -> backend backward (LoRA gradient).
 #pragma once
 
 #include "train/backend.h"
 #include "train/data_plan.h"
+#include "train/objective.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 
@@ -40,6 +39,7 @@ struct StepRecord {
     float lr = 0;
     double grad_norm = 0;      // before clipping
     double seconds = 0;        // wall time of the step
+    Metrics metrics;           // the objective's extra values (empty for SFT)
 };
 
 struct TrainProgress {
@@ -63,7 +63,7 @@ struct TrainResult {
 
 class Trainer {
   public:
-    Trainer(Backend & backend, const Dataset & data, const TrainConfig & config);
+    Trainer(Backend & backend, Objective & objective, const Dataset & data, const TrainConfig & config);
 
     // Identity of the run: data, plan, schedule, optimizer, LoRA and model configuration.
     // A checkpoint resumes only a run with the same fingerprint.
@@ -83,6 +83,7 @@ class Trainer {
 
   private:
     Backend & backend_;
+    Objective & objective_;
     const Dataset & data_;
     TrainConfig config_;
     DataPlan plan_;

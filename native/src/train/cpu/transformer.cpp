@@ -264,15 +264,14 @@ void CpuTransformer<T>::forward(const PackedBatch & b, const T * lora, const Dro
 }
 
 template <typename T>
-double CpuTransformer<T>::loss_and_grad(const PackedBatch & b, T * dxnf, T grad_scale,
-                                        std::vector<double> * row_logprobs) {
+double CpuTransformer<T>::head_forward(const PackedBatch & b, std::vector<double> * row_logprobs) {
     const int64_t D = w_.config.n_embd, V = w_.config.n_vocab;
     const int64_t M = (int64_t) b.loss_rows.size();
     const T * Wout = w_.output_matrix();
     // Logits only for scored rows, a chunk at a time: a [rows x 150k] block is tens of MB,
     // and prompt rows never need logits at all.
     const int64_t C = std::clamp<int64_t>((int64_t) (1 << 24) / V, 8, 512);
-    std::vector<T> hbuf((size_t) (std::min(C, M) * D)), logits((size_t) (std::min(C, M) * V)), dh;
+    std::vector<T> hbuf((size_t) (std::min(C, M) * D)), logits((size_t) (std::min(C, M) * V));
     std::vector<double> loss((size_t) M);
     for (int64_t c0 = 0; c0 < M; c0 += C) {
         const int64_t m = std::min(C, M - c0);
@@ -281,22 +280,14 @@ double CpuTransformer<T>::loss_and_grad(const PackedBatch & b, T * dxnf, T grad_
         }
         ops::matmul_forward<T>(pool_, logits.data(), hbuf.data(), Wout, nullptr, m, D, V);
         auto rows = [&](int64_t j0, int64_t j1) {
+            std::vector<T> tmp;
             for (int64_t j = j0; j < j1; j++) {
-                T * z = logits.data() + j * V;
-                // In place: the logits are scratch, the row's gradient replaces them.
-                loss[(size_t) (c0 + j)] = ops::cross_entropy<T>(z, z, V, b.loss_targets[(size_t) (c0 + j)], grad_scale);
+                const T * z = logits.data() + j * V;
+                loss[(size_t) (c0 + j)] = ops::cross_entropy<T>(nullptr, z, V, b.loss_targets[(size_t) (c0 + j)], T(0), &tmp);
             }
         };
         if (pool_) pool_->parallel_range(m, 1, rows);
         else rows(0, m);
-        if (dxnf) {
-            dh.assign((size_t) (m * D), T(0));
-            ops::matmul_backward_x<T>(pool_, dh.data(), logits.data(), Wout, m, D, V);
-            for (int64_t j = 0; j < m; j++) {
-                T * dst = dxnf + b.loss_rows[(size_t) (c0 + j)] * D;
-                for (int64_t k = 0; k < D; k++) dst[k] += dh[(size_t) (j * D + k)];
-            }
-        }
     }
     double sum = 0;
     for (int64_t j = 0; j < M; j++) sum += loss[(size_t) j];
@@ -308,21 +299,80 @@ double CpuTransformer<T>::loss_and_grad(const PackedBatch & b, T * dxnf, T grad_
 }
 
 template <typename T>
-double CpuTransformer<T>::run(const PackedBatch & b, const T * lora, T * grads, T grad_scale,
-                              const DropoutSpec & dropout_in, std::vector<double> * row_logprobs) {
+void CpuTransformer<T>::head_backward(const PackedBatch & b, const double * weight, T * dxnf) {
+    const int64_t D = w_.config.n_embd, V = w_.config.n_vocab;
+    const int64_t M = (int64_t) b.loss_rows.size();
+    const T * Wout = w_.output_matrix();
+    const int64_t C = std::clamp<int64_t>((int64_t) (1 << 24) / V, 8, 512);
+    std::vector<T> hbuf((size_t) (std::min(C, M) * D)), logits((size_t) (std::min(C, M) * V)), dh;
+    for (int64_t c0 = 0; c0 < M; c0 += C) {
+        const int64_t m = std::min(C, M - c0);
+        for (int64_t j = 0; j < m; j++) {
+            std::copy_n(xnf_.data() + b.loss_rows[(size_t) (c0 + j)] * D, D, hbuf.data() + j * D);
+        }
+        // The forward's product again, so the same logits bit for bit.
+        ops::matmul_forward<T>(pool_, logits.data(), hbuf.data(), Wout, nullptr, m, D, V);
+        auto rows = [&](int64_t j0, int64_t j1) {
+            for (int64_t j = j0; j < j1; j++) {
+                T * z = logits.data() + j * V;
+                // d(w logp)/dz = w (onehot - softmax) = -w (softmax - onehot), in place.
+                ops::cross_entropy<T>(z, z, V, b.loss_targets[(size_t) (c0 + j)], (T) -weight[c0 + j]);
+            }
+        };
+        if (pool_) pool_->parallel_range(m, 1, rows);
+        else rows(0, m);
+        dh.assign((size_t) (m * D), T(0));
+        ops::matmul_backward_x<T>(pool_, dh.data(), logits.data(), Wout, m, D, V);
+        for (int64_t j = 0; j < m; j++) {
+            T * dst = dxnf + b.loss_rows[(size_t) (c0 + j)] * D;
+            for (int64_t k = 0; k < D; k++) dst[k] += dh[(size_t) (j * D + k)];
+        }
+    }
+}
+
+template <typename T>
+double CpuTransformer<T>::forward_logp(const PackedBatch & b, const T * lora, const DropoutSpec & dropout_in,
+                                      std::vector<double> * logp, bool for_backward) {
     // The caller decides whether dropout applies (training) or not (evaluation: p = 0);
     // forward-only runs with dropout exist for the gradient checks.
     DropoutSpec dp = dropout_in;
     if (!lora) dp.p = 0.0f;
+    have_backward_state_ = false;
     forward(b, lora, dp);
+    const double loss = head_forward(b, logp);
+    if (for_backward) {
+        last_batch_ = b;
+        last_lora_ = lora;
+        last_dropout_ = dp;
+        have_backward_state_ = true;
+    }
+    return loss;
+}
 
+template <typename T>
+double CpuTransformer<T>::run(const PackedBatch & b, const T * lora, T * grads, T grad_scale,
+                              const DropoutSpec & dropout, std::vector<double> * row_logprobs) {
+    const double loss = forward_logp(b, lora, dropout, row_logprobs, grads != nullptr);
+    if (grads) {
+        const std::vector<double> w(b.loss_rows.size(), -(double) grad_scale);
+        backward(w.data(), grads);
+    }
+    return loss;
+}
+
+template <typename T>
+void CpuTransformer<T>::backward(const double * weight, T * grads) {
+    if (!have_backward_state_) throw std::logic_error("backward() without a forward kept for it");
+    have_backward_state_ = false;
+    const PackedBatch & b = last_batch_;
+    const T * lora = last_lora_;
+    const DropoutSpec dp = last_dropout_;
+    if (!lora || b.loss_rows.empty()) return;   // nothing receives a gradient
     const ModelConfig & c = w_.config;
     const int64_t N = b.n_rows, D = c.n_embd, Qd = c.q_dim(), KVd = c.kv_dim(), F = c.n_ff;
     const int64_t H = c.n_head, Hkv = c.n_head_kv, hd = c.head_dim;
-    std::vector<T> dxnf;
-    if (grads) dxnf.assign((size_t) (N * D), T(0));
-    const double loss = loss_and_grad(b, grads ? dxnf.data() : nullptr, grad_scale, row_logprobs);
-    if (!grads || !lora) return loss;
+    std::vector<T> dxnf((size_t) (N * D), T(0));
+    head_backward(b, weight, dxnf.data());
 
     std::vector<T> dres((size_t) (N * D), T(0)), dmid((size_t) (N * D)), dxn((size_t) (N * D));
     std::vector<T> dh((size_t) (N * F)), dg((size_t) (N * F)), du((size_t) (N * F));
@@ -385,11 +435,11 @@ double CpuTransformer<T>::run(const PackedBatch & b, const T * lora, T * grads, 
                                      W.attn_norm.data(), N, D);
         }
     }
-    return loss;
 }
 
 template <typename T>
 void CpuTransformer<T>::logits(const PackedBatch & b, const T * lora, std::vector<T> & out, bool last_only) {
+    have_backward_state_ = false;   // the activations are about to be replaced
     forward(b, lora, DropoutSpec{});
     const int64_t N = b.n_rows, D = w_.config.n_embd, V = w_.config.n_vocab;
     const int64_t first = last_only ? N - 1 : 0;

@@ -8,6 +8,7 @@
 
 #include "train/batch.h"
 #include "train/cpu/ops/rope.h"
+#include "train/dropout.h"
 #include "train/lora.h"
 #include "train/rng.h"
 #include "train/thread_pool.h"
@@ -32,22 +33,23 @@ PackedBatch pack_micro_batch(const MicroBatch & b);
 // One sequence, every position scored against the next token (for logits / log-probs).
 PackedBatch pack_sequence(const std::vector<int32_t> & tokens, bool score_all);
 
-// Dropout on the LoRA input (PEFT places it there): mask(slot, row, col) is a pure function
-// of `key`, so the backward regenerates the forward's mask instead of storing it.
-struct DropoutSpec {
-    float p = 0.0f;   // 0: off (evaluation, or dropout disabled)
-    RngKey key{0};
-};
-
 template <typename T>
 class CpuTransformer {
   public:
     CpuTransformer(const BaseWeights<T> & weights, const LoraLayout & layout, ThreadPool * pool);
 
-    // Forward over `batch`, returning sum over loss rows of -log p(target). `lora` may be
-    // null (base model). With `grads` non-null, also backward: adds the gradient of
-    // grad_scale * (returned sum) to grads (same layout as lora). `row_logprobs`, when
-    // given, receives log p(target) per loss row, in batch.loss_rows order.
+    // Forward over `batch`: logp[i] = log p(target) of loss row i (batch.loss_rows order);
+    // returns their negated sum. `lora` may be null (the base model). With for_backward,
+    // keeps the activations, the batch, `lora` and the dropout for backward().
+    double forward_logp(const PackedBatch & batch, const T * lora, const DropoutSpec & dropout,
+                        std::vector<double> * logp, bool for_backward);
+    // Adds to grads (same layout as lora) the gradient of sum_i weight[i] * logp[i] of the
+    // last forward_logp(for_backward). The logits of the scored rows are recomputed a
+    // chunk at a time rather than kept: [rows x vocabulary] would not fit.
+    void backward(const double * weight, T * grads);
+
+    // forward_logp + backward with every weight -grad_scale: adds the gradient of
+    // grad_scale * (returned sum of -log p) when grads is non-null. For the gradient checks.
     double run(const PackedBatch & batch, const T * lora, T * grads, T grad_scale, const DropoutSpec & dropout,
                std::vector<double> * row_logprobs = nullptr);
 
@@ -85,7 +87,10 @@ class CpuTransformer {
     const T * parity_input(const T * x, int64_t N, int64_t I, int32_t ggml_type, std::vector<T> & buf) const;
     // x * dropout mask of (slot, rows) into out.
     void apply_dropout(T * out, const T * x, int64_t N, int64_t I, int slot, const DropoutSpec & dropout);
-    double loss_and_grad(const PackedBatch & b, T * dxnf, T grad_scale, std::vector<double> * row_logprobs);
+    // Chunks of scored rows through the output matrix: -log p per row (and lse_rows_), or,
+    // with weights, the gradient into dxnf.
+    double head_forward(const PackedBatch & b, std::vector<double> * row_logprobs);
+    void head_backward(const PackedBatch & b, const double * weight, T * dxnf);
 
     const BaseWeights<T> & w_;
     const LoraLayout & layout_;
@@ -94,6 +99,11 @@ class CpuTransformer {
     std::vector<LayerActs> acts_;
     std::vector<T> x_out_, xnf_, rf_;   // final residual, final norm, its 1/rms
     std::vector<T> scratch_;
+    // What backward() needs from the forward it follows.
+    bool have_backward_state_ = false;
+    PackedBatch last_batch_;
+    const T * last_lora_ = nullptr;
+    DropoutSpec last_dropout_;
     bool llama_parity_ = false;
 };
 
