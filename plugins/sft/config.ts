@@ -43,7 +43,17 @@ export const SftConfig = z.strictObject({
   maxSteps: z.number().int().min(1).optional(),
   /** Fixes LoRA init, dropout and data order. Default: the stage's derived seed. */
   seed: z.number().int().min(0).optional(),
-  /** CPU threads. Default: physical cores. */
+  /**
+   * The training backend: "cuda" (the GPU kernels; needs an addon built with
+   * `bun run build:native:cuda` and a GPU), "cpu" (the reference engine) or "auto" (cuda
+   * when both are there, else cpu). Recorded in the manifest and provenance.
+   */
+  backend: z.enum(["auto", "cpu", "cuda"]).default("auto"),
+  /** How the CUDA backend holds the frozen base: "dense" (bf16) or "stored" (quantized blocks as in the GGUF, the QLoRA analogue). */
+  baseStorage: z.enum(["dense", "stored"]).default("dense"),
+  /** Keep only each layer's input and recompute the rest in backward: less memory, more compute. */
+  checkpointActivations: z.boolean().default(false),
+  /** CPU threads (cpu backend). Default: physical cores. */
   threads: z.number().int().min(1).optional(),
   /** Steps between checkpoints (an interrupted stage resumes from the last one). */
   checkpointEvery: z.number().int().min(1).default(50),

@@ -96,7 +96,7 @@ export const TrainingManifest = z.strictObject({
   }),
   /** Response loss of the held-out examples before and after training (null without heldOut). */
   validation: z.strictObject({ before: Loss, after: Loss }).nullable(),
-  device: z.strictObject({ backend: z.string(), device: z.string(), cpu: z.string() }),
+  device: z.strictObject({ backend: z.string(), device: z.string(), baseStorage: z.enum(["dense", "stored"]), cpu: z.string() }),
   engine: z.strictObject({ llamaCpp: z.string(), trainer: z.string() }),
 });
 export type TrainingManifest = z.output<typeof TrainingManifest>;

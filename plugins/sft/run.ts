@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { ArtifactReader, sha256File } from "../../core/artifacts.ts";
 import type { StageContext } from "../../core/plugin.ts";
 import { buildInfo, loadModel } from "../../native/index.ts";
-import { loadTrainModel, type EvalResult, type TrainData, type TrainResult, type TrainSession } from "../../native/train.ts";
+import { estimateTrainingSeconds, loadTrainModel, type EvalResult, type TrainData, type TrainResult, type TrainSession } from "../../native/train.ts";
 import { ModelInfoKind, QcReportKind, SftExampleKind } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
 import type { SftConfig } from "./config.ts";
@@ -63,8 +63,15 @@ export async function runSft(ctx: Ctx): Promise<void> {
   }
   const modelSha = await sha256File(modelPath);
 
-  const model = await loadTrainModel(modelPath);
-  const session = model.createSession({ ...c.lora, seed, threads: c.threads });
+  const model = await loadTrainModel(modelPath, { backend: c.backend, storage: c.baseStorage });
+  const session = model.createSession({ ...c.lora, seed, threads: c.threads, checkpointActivations: c.checkpointActivations });
+  ctx.log.info(`sft: training on ${session.info.backend} (${session.info.device})`);
+  if (session.info.backend === "cpu") {
+    const est = estimateTrainingSeconds(model, session, prepared.train, { epochs: c.epochs, microBatch: c.microBatch, gradAccum: c.gradAccum, bucketWindow: c.bucketWindow, maxLength: c.maxLength, dataSeed: seed, maxSteps: c.maxSteps });
+    if (est > 3600) {
+      ctx.log.warn(`sft: on the CPU this training would take about ${(est / 3600).toFixed(1)} h by the engine's estimate; a GPU build trains it far faster (bun run build:native:cuda, backend: cuda)`, { estimatedSeconds: Math.round(est) });
+    }
+  }
   const checkpoint = join(ctx.stage.dir, "checkpoint.bin");
   try {
     const before = await validation(session, prepared.heldOut, false);
@@ -149,7 +156,7 @@ export async function runSft(ctx: Ctx): Promise<void> {
         firstLoss: losses[0] ?? null, finalLoss: losses.at(-1) ?? null, resumedAtStep, fingerprint: res.fingerprint,
       },
       validation: before && after ? { before, after } : null,
-      device: { backend: session.info.backend, device: session.info.device, cpu: cpus()[0]?.model ?? "unknown" },
+      device: { backend: session.info.backend, device: session.info.device, baseStorage: model.info.storage, cpu: cpus()[0]?.model ?? "unknown" },
       engine: { llamaCpp: `${build.llamaVersion} (${build.llamaSource})`, trainer: `selftune-train ${SFT_VERSION}` },
     };
     await ctx.outputs.adapter.write("adapter.gguf", manifest, (tmp) =>
