@@ -358,6 +358,8 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dkdv_kernel(
         const float * td = sD + buf * kTile;
 #pragma unroll 1
         for (int qc = 0; qc < 2; qc++) {
+            // On the diagonal tile, a chunk of queries entirely before this warp's keys is all masked.
+            if (qt == kt && qc * 32 + 31 < warp * 16) continue;
             float st[4][4], dpt[4][4];  // S^T and dP^T: 16 keys x 32 queries
 #pragma unroll
             for (int i = 0; i < 4; i++)
@@ -467,6 +469,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_bwd_dq_kernel(
         const bf16 * tv = sV + buf * TE;
 #pragma unroll 1
         for (int kc = 0; kc < 2; kc++) {
+            // On the diagonal tile, a chunk of keys entirely after this warp's rows is all masked.
+            if (kt == qt && kc * 32 > warp * 16 + 15) continue;
             float sc[4][4], dp[4][4];  // 16 rows x 32 keys
 #pragma unroll
             for (int i = 0; i < 4; i++)
