@@ -323,6 +323,12 @@ export class TrainSession {
     return this.#s;
   }
 
+  /** Memory now: the base's bytes and the backend's device high-water mark (info holds the values at creation). */
+  memory(): { baseBytes: number; peakMemoryBytes: number } {
+    const i = addon().trainSessionInfo(this.live);
+    return { baseBytes: i.baseBytes, peakMemoryBytes: i.peakMemoryBytes };
+  }
+
   /** Runs the training plan (or the rest of it, when resuming). Rejects with AbortError on cancel, after writing a checkpoint if checkpointPath is set. */
   train(data: TrainData, opts: TrainOptions = {}): Promise<TrainResult> {
     const s = this.live;
