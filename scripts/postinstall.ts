@@ -3,12 +3,17 @@
 // recompiles what changed).
 //
 //   SELFTUNE_SKIP_NATIVE=1   do nothing
-//   SELFTUNE_CUDA=1          build the CUDA backend (arch: CUDAARCHS, default 90a)
+//   SELFTUNE_CUDA=1          build the CUDA backend (arch: CUDAARCHS, default 90a); implies
+//                            SELFTUNE_TRAIN_CUDA
+//   SELFTUNE_TRAIN_CUDA=1    build the CUDA training backend (native/src/train/cuda) only:
+//                            inference stays on the CPU build, so no ggml-cuda (minutes of
+//                            compiling); needs nvcc and cuBLAS (arch: CUDAARCHS, default 90a)
 //   SELFTUNE_BUILD_JOBS=n    parallel compile jobs (default: all CPUs)
 //   LLAMA_CPP_DIR=<tree>     build against your own llama.cpp tree
 //   SELFTUNE_PEER_TOOLS=1    also build llama-batched-bench (the peer of bench:infer)
 //
-// Also the body of `bun run build:native` / `build:native:cuda` (flags --force, --cuda).
+// Also the body of `bun run build:native` / `build:native:cuda` (flags --force, --cuda,
+// --train-cuda; --cuda implies --train-cuda).
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -58,6 +63,8 @@ async function acquireLock(): Promise<() => void> {
 
 export interface NativeBuildOptions {
   cuda: boolean;
+  /** The CUDA training backend (SELFTUNE_TRAIN_CUDA); always on with `cuda`. */
+  trainCuda: boolean;
   cudaArch: string;
   jobs: number;
   llamaDir: string;
@@ -70,6 +77,7 @@ async function build(opts: NativeBuildOptions): Promise<void> {
   const { BuildSystem } = require("cmake-js");
   const cMakeOptions: Record<string, string> = {
     SELFTUNE_CUDA: opts.cuda ? "ON" : "OFF",
+    SELFTUNE_TRAIN_CUDA: opts.cuda || opts.trainCuda ? "ON" : "OFF",
     SELFTUNE_CUDA_ARCH: opts.cudaArch,
     LLAMA_CPP_DIR: opts.llamaDir,
     SELFTUNE_PEER_TOOLS: opts.peerTools ? "ON" : "OFF",
@@ -113,14 +121,17 @@ function verify(): string {
 export async function buildNative(overrides: Partial<NativeBuildOptions> = {}): Promise<void> {
   const t0 = performance.now();
   const llamaDir = overrides.llamaDir ?? (await fetchLlama());
+  const cuda = overrides.cuda ?? process.env.SELFTUNE_CUDA === "1";
   const opts: NativeBuildOptions = {
-    cuda: overrides.cuda ?? process.env.SELFTUNE_CUDA === "1",
+    cuda,
+    trainCuda: cuda || (overrides.trainCuda ?? process.env.SELFTUNE_TRAIN_CUDA === "1"),
     cudaArch: overrides.cudaArch ?? (process.env.CUDAARCHS || "90a"),
     jobs: overrides.jobs ?? (Number(process.env.SELFTUNE_BUILD_JOBS) || availableParallelism()),
     llamaDir,
     peerTools: overrides.peerTools ?? process.env.SELFTUNE_PEER_TOOLS === "1",
   };
-  log(`building ${opts.cuda ? `CUDA (arch ${opts.cudaArch})` : "CPU"} addon with ${opts.jobs} jobs`);
+  const kind = opts.cuda ? `CUDA (arch ${opts.cudaArch})` : opts.trainCuda ? `CPU + CUDA training (arch ${opts.cudaArch})` : "CPU";
+  log(`building ${kind} addon with ${opts.jobs} jobs`);
   const release = await acquireLock();
   try {
     await build(opts);
@@ -139,8 +150,9 @@ if (import.meta.main) {
     process.exit(0);
   }
   const cuda = process.argv.includes("--cuda") ? true : undefined;
+  const trainCuda = process.argv.includes("--train-cuda") ? true : undefined;
   try {
-    await buildNative({ cuda });
+    await buildNative({ cuda, trainCuda });
   } catch (e) {
     console.error(`[selftune native] build failed: ${(e as Error).message}`);
     console.error("[selftune native] set SELFTUNE_SKIP_NATIVE=1 to install without the native addon");
