@@ -1,11 +1,14 @@
 // The artifact store: streaming JSONL / MessagePack writers and readers with
 // schema validation, atomic commits and resume after a crash.
 //
-// Crash safety: records are appended to `<file>.partial` in batches; after each
-// batch is on disk (fsync), a tiny `<file>.commit.json` (records, bytes, cursor)
-// is replaced atomically. On reopen, the partial file is truncated to the
-// committed byte count, so a SIGKILL mid-write loses nothing committed and
-// duplicates nothing. The final name appears only when the stage finishes.
+// Crash safety: records are appended to `<file>.partial` in batches. A commit
+// that names a cursor is a resume point: once its records are on disk (fsync), a
+// tiny `<file>.commit.json` (records, bytes, cursor) is replaced atomically. On
+// reopen, the partial file is truncated to the last resume point, so whatever
+// the plugin wrote after its last cursor — buffered, flushed by a cursor-less
+// commit, or torn by a SIGKILL — is discarded: the plugin writes it again from
+// its cursor and nothing is duplicated. The final name appears only when the
+// stage finishes.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, truncateSync, writeSync, readFileSync } from "node:fs";
 import { dirname, basename } from "node:path";
 import { decodeMultiStream, encode, ExtensionCodec } from "@msgpack/msgpack";
@@ -63,6 +66,8 @@ export interface ArtifactInfo {
   sha256: string;
   records: number;
   bytes: number;
+  /** The file's mtime when its sha256 was taken: a cheap "unchanged" check before re-hashing. */
+  mtimeMs?: number;
 }
 
 interface CommitState {
@@ -84,7 +89,10 @@ export class ArtifactWriter<T> {
   private readonly commitPath: string;
   private pending: Uint8Array[] = [];
   private pendingRecords = 0;
+  /** The last resume point (what commit.json says). */
   private state: CommitState;
+  /** Everything on disk in the partial file, resume point or not. */
+  private flushed: { records: number; bytes: number };
 
   constructor(
     readonly path: string,
@@ -104,6 +112,7 @@ export class ArtifactWriter<T> {
       atomicWriteFile(this.partialPath, new Uint8Array());
       rmSync(this.commitPath, { force: true });
     }
+    this.flushed = { records: this.state.records, bytes: this.state.bytes };
   }
 
   /** Records committed by an earlier, interrupted attempt (0 on a fresh start). */
@@ -115,7 +124,7 @@ export class ArtifactWriter<T> {
     return this.state.cursor;
   }
   get totalRecords(): number {
-    return this.state.records + this.pendingRecords;
+    return this.flushed.records + this.pendingRecords;
   }
 
   /** Validate and buffer one record. Nothing reaches disk until commit(). */
@@ -130,20 +139,30 @@ export class ArtifactWriter<T> {
     this.pendingRecords++;
   }
 
-  /** Make buffered records durable. `cursor` is any JSON the plugin needs to resume. */
+  /**
+   * Write the buffered records to disk. With a `cursor` (any JSON but null: the
+   * plugin's position in its inputs, matching exactly the records written so far)
+   * this is a resume point. Without one it only frees memory: an interrupted run
+   * resumes from the last cursor and drops the records flushed after it, because
+   * the plugin cannot know they were written.
+   */
   commit(cursor?: unknown): void {
-    const fd = openSync(this.partialPath, "r+");
-    let bytes = this.state.bytes;
-    try {
-      for (const chunk of this.pending) bytes += writeSync(fd, chunk, 0, chunk.length, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    if (this.pending.length) {
+      const fd = openSync(this.partialPath, "r+");
+      let bytes = this.flushed.bytes;
+      try {
+        for (const chunk of this.pending) bytes += writeSync(fd, chunk, 0, chunk.length, bytes);
+        if (cursor !== undefined && cursor !== null) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      this.flushed = { records: this.flushed.records + this.pendingRecords, bytes };
+      this.pending = [];
+      this.pendingRecords = 0;
     }
-    this.state = { records: this.state.records + this.pendingRecords, bytes, cursor: cursor === undefined ? this.state.cursor : cursor };
+    if (cursor === undefined || cursor === null) return;
+    this.state = { ...this.flushed, cursor };
     atomicWriteFile(this.commitPath, JSON.stringify(this.state));
-    this.pending = [];
-    this.pendingRecords = 0;
   }
 
   /** Read back what is already committed (for resume). */
@@ -151,12 +170,19 @@ export class ArtifactWriter<T> {
     return new ArtifactReader(this.partialPath, this.kind, this.state.bytes);
   }
 
-  /** Commit the rest, move into place and describe the result. */
+  /** Write the rest, move into place and describe the result. */
   async finalize(): Promise<ArtifactInfo> {
     this.commit();
+    const fd = openSync(this.partialPath, "r+");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(this.partialPath, this.path);
     rmSync(this.commitPath, { force: true });
-    return { slot: this.slot, kind: this.kind.name, file: basename(this.path), sha256: await sha256File(this.path), records: this.state.records, bytes: this.state.bytes };
+    const { records, bytes } = this.flushed;
+    return { slot: this.slot, kind: this.kind.name, file: basename(this.path), sha256: await sha256File(this.path), records, bytes, mtimeMs: statSync(this.path).mtimeMs };
   }
 }
 
@@ -266,7 +292,8 @@ export class FileArtifact<M> {
 
   async info(): Promise<ArtifactInfo> {
     const p = this.path;
-    return { slot: this.slot, kind: this.kind.name, file: basename(p), sha256: await sha256File(p), records: 1, bytes: statSync(p).size };
+    const st = statSync(p);
+    return { slot: this.slot, kind: this.kind.name, file: basename(p), sha256: await sha256File(p), records: 1, bytes: st.size, mtimeMs: st.mtimeMs };
   }
 
   get written(): boolean {

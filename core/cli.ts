@@ -7,7 +7,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { ConfigError, loadConfig } from "./config.ts";
-import { EXIT, Pipeline, planRun } from "./pipeline.ts";
+import { EXIT, Pipeline, planRun, SHARD_PARENT_ENV } from "./pipeline.ts";
+import type { OnChanged } from "./integrity.ts";
+import { pidAlive } from "./run-lock.ts";
 import { builtinNames, loadPlugin } from "./registry.ts";
 import { manifestPath, PROJECT_ROOT, readJsonIfExists, type RunManifest } from "./provenance.ts";
 
@@ -18,24 +20,51 @@ function parseShard(s: string | undefined): { index: number; count: number } | u
   return { index: Number(m[1]), count: Number(m[2]) };
 }
 
-async function cmdRun(args: { config: string; runDir?: string; from?: string; only?: string; shard?: string }): Promise<number> {
+/**
+ * Ctrl-C and SIGTERM stop the run gracefully: the running stage stops at its next
+ * batch boundary and saves what it must (records up to its last commit, sft's
+ * checkpoint). Later signals never cut that short — `bun run` forwards Ctrl-C, so
+ * one press arrives twice — they only say what is happening. SIGQUIT (Ctrl-\) or
+ * SIGKILL still end the process at once; the next run resumes from the last commit.
+ */
+function stopOnSignals(controller: AbortController): () => void {
+  let interrupts = 0;
+  let ended = false;
+  const onSignal = (sig: string) => {
+    if (ended) return;
+    if (++interrupts === 1) {
+      console.error(`\n${sig}: stopping after the current batch; the next run resumes (Ctrl-\\ to quit at once, losing uncommitted work)`);
+      controller.abort();
+    } else console.error(`${sig}: still stopping — the running stage is saving its state`);
+  };
+  const onInt = () => onSignal("interrupt");
+  const onTerm = () => onSignal("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  // A process-mode shard stops by itself when the run that started it is gone (SIGKILLed).
+  const parent = Number(process.env[SHARD_PARENT_ENV.pid]) || null;
+  const watchdog = parent ? setInterval(() => { if (!pidAlive(parent)) onSignal("parent run gone"); }, 200) : null;
+  // The handlers stay: a forwarded duplicate arriving after the run must not cut the summary short.
+  return () => {
+    ended = true;
+    if (watchdog) clearInterval(watchdog);
+  };
+}
+
+async function cmdRun(args: { config: string; runDir?: string; from?: string; only?: string; shard?: string; onChanged?: OnChanged }): Promise<number> {
   const shard = parseShard(args.shard);
   if (shard && !args.only) throw new Error("--shard needs --only <stage>");
   const loaded = loadConfig(args.config);
   const stages = await planRun(loaded);
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    if (++interrupts > 1) process.exit(EXIT.interrupted);
-    console.error("\ninterrupt: stopping after the current batch (Ctrl-C again to abort now)");
-    controller.abort();
-  };
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigint);
-  const pipeline = new Pipeline(loaded, stages, { runDir: args.runDir, from: args.from, only: args.only, shard, signal: controller.signal });
-  const outcome = await pipeline.run();
-  process.off("SIGINT", onSigint);
-  process.off("SIGTERM", onSigint);
+  const stopListening = stopOnSignals(controller);
+  const pipeline = new Pipeline(loaded, stages, { runDir: args.runDir, from: args.from, only: args.only, shard, onChanged: args.onChanged, signal: controller.signal });
+  let outcome;
+  try {
+    outcome = await pipeline.run();
+  } finally {
+    stopListening();
+  }
   if (!shard) printSummary(readJsonIfExists<RunManifest>(manifestPath(outcome.runDir)));
   if (outcome.status === "gate-failed") {
     console.error(`\nrun stopped: ${outcome.failedGates.map((f) => `${f.stage}: ${f.gate.name} failed (${f.gate.summary})`).join("; ")}`);
@@ -131,7 +160,8 @@ export async function main(argv: string[]): Promise<number> {
         .option("run-dir", { type: "string", describe: "run directory (default <runsDir>/<name>)" })
         .option("from", { type: "string", describe: "re-run this stage and every later one" })
         .option("only", { type: "string", describe: "run only this stage" })
-        .option("shard", { type: "string", describe: "with --only: run shard i/N of a sharded stage" }),
+        .option("shard", { type: "string", describe: "with --only: run shard i/N of a sharded stage" })
+        .option("on-changed", { choices: ["stop", "rerun"] as const, describe: "a finished stage's file changed on disk: stop naming it (default), or use it as it is and re-run what reads it" }),
       wrap(cmdRun))
     .command("validate <config>", "check a config (and every plugin's config) without running", (y) => y.positional("config", { type: "string", demandOption: true }), wrap(cmdValidate))
     .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))

@@ -29,6 +29,8 @@ export const RunConfig = z.strictObject({
   seed: z.number().int().default(0),
   /** Where run directories go, relative to the current directory. */
   runsDir: z.string().default("runs"),
+  /** A finished stage's file that no longer matches the manifest: stop naming it, or use it as it is and re-run its readers. */
+  onChanged: z.enum(["stop", "rerun"]).default("stop"),
   stages: z.array(StageSpec).min(1),
 });
 export type RunConfig = z.output<typeof RunConfig>;

@@ -2,14 +2,16 @@
 // to upstream producers) before anything runs, then runs them in order,
 // skipping unchanged finished stages, resuming interrupted ones, fanning out
 // shards and stopping at a failed gate.
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ArtifactReader, ArtifactWriter, FileArtifact, artifactFileName, atomicWriteFile, sha256File, type ArtifactInfo } from "./artifacts.ts";
 import { ConfigError, zodIssues, type LoadedConfig, type StageSpec } from "./config.ts";
 import type { AnyPlugin, ArtifactKind, GateResult, Logger, RunManifestLike, Services, StageContext } from "./plugin.ts";
+import { ChangedFileError, checkFile, type OnChanged, type RecordedFile } from "./integrity.ts";
 import { createProgress } from "./progress.ts";
 import { environment, gitInfo, hashConfig, manifestPath, readJsonIfExists, sha256, type ProvenanceStamp, type RunManifest, type StageRecord } from "./provenance.ts";
 import { loadPlugin } from "./registry.ts";
+import { acquireLock, lockLive, LockedError, readLock, type Lock } from "./run-lock.ts";
 
 export interface InputWiring {
   slot: string;
@@ -81,6 +83,8 @@ export interface RunOptions {
   only?: string;
   /** Run one shard of the `only` stage, for sharding across processes. */
   shard?: { index: number; count: number };
+  /** Overrides the config's `onChanged`. */
+  onChanged?: OnChanged;
   signal?: AbortSignal;
   log?: Logger;
 }
@@ -118,8 +122,26 @@ const consoleLog: Logger = {
   warn: (msg, data) => console.error(`warning: ${msg}${data ? ` ${JSON.stringify(data)}` : ""}`),
 };
 
+/** Env a process-mode shard child gets: the parent's run-lock token and pid. */
+export const SHARD_PARENT_ENV = { lock: "SELFTUNE_RUN_LOCK", pid: "SELFTUNE_PARENT_PID" } as const;
+
+const MERGE_COMMIT_EVERY = 1000;
+
 function deriveSeed(runSeed: number, stage: string, shard: number | null): number {
   return parseInt(sha256(`${runSeed}:${stage}:${shard ?? ""}`).slice(0, 8), 16);
+}
+
+interface MergeCursor {
+  /** Shards before this one are merged completely. */
+  shard: number;
+  /** Records of `shard` merged so far. */
+  records: number;
+}
+
+async function countRecords(path: string, kind: ArtifactKind<unknown>): Promise<number> {
+  let n = 0;
+  for await (const _ of new ArtifactReader(path, kind)) n++;
+  return n;
 }
 
 export class Pipeline {
@@ -128,6 +150,9 @@ export class Pipeline {
   private readonly services = new ServiceRegistry();
   private readonly log: Logger;
   private readonly signal: AbortSignal;
+  /** Finished stages whose files were checked against the manifest in this run. */
+  private readonly verified = new Set<string>();
+  private runLock: Lock | null = null;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -173,7 +198,41 @@ export class Pipeline {
     return art;
   }
 
+  private get onChanged(): OnChanged {
+    return this.opts.onChanged ?? this.loaded.config.onChanged;
+  }
+
+  private lockPath(shard?: { stage: string; index: number; count: number }): string {
+    return join(this.runDir, shard ? `.lock-${shard.stage}-${shard.index}-of-${shard.count}` : ".lock");
+  }
+
+  /** A shard lock; waits for a killed run's orphaned shard process to notice and stop. */
+  private shardLock(stage: string, index: number, count: number): Promise<Lock> {
+    const parent = Number(process.env[SHARD_PARENT_ENV.pid]) || null;
+    return acquireLock(this.lockPath({ stage, index, count }), { parentPid: this.opts.shard ? parent : null, waitForOrphansMs: 30_000, onTakeover: (h) => this.log.warn(`taking over the stale lock of shard ${index}/${count} of '${stage}' (pid ${h.pid} is gone)`) });
+  }
+
+  /** The run lock; a shard child started by a run shares its parent's instead of taking it. */
+  private async lockRun(): Promise<Lock | null> {
+    mkdirSync(this.runDir, { recursive: true });
+    if (this.opts.shard) {
+      const holder = readLock(this.lockPath());
+      if (holder && lockLive(holder) && holder.token !== process.env[SHARD_PARENT_ENV.lock]) throw new LockedError(this.lockPath(), holder);
+      return null;
+    }
+    return acquireLock(this.lockPath(), { onTakeover: (h) => this.log.warn(`taking over the stale lock of ${this.runDir} (pid ${h.pid} on ${h.host} is gone)`) });
+  }
+
   async run(): Promise<RunOutcome> {
+    this.runLock = await this.lockRun();
+    try {
+      return await this.runLocked();
+    } finally {
+      this.runLock?.release();
+    }
+  }
+
+  private async runLocked(): Promise<RunOutcome> {
     this.openManifest();
     const fromIdx = this.opts.from ? this.indexOf(this.opts.from) : 0;
     const selected = this.opts.only ? [this.stages[this.indexOf(this.opts.only)]!] : this.stages.slice(fromIdx);
@@ -210,28 +269,87 @@ export class Pipeline {
     return i;
   }
 
-  private isUpToDate(stage: PlannedStage, rec: StageRecord | undefined, inputsHash: string): boolean {
-    return (
-      rec?.status === "done" &&
-      rec.configHash === stage.configHash &&
-      rec.inputsHash === inputsHash &&
-      rec.artifacts.every((a) => existsSync(join(this.runDir, stage.id, a.file)))
-    );
+  /**
+   * Check a finished stage's recorded files against the manifest (once per run).
+   * Returns false when one is missing (the stage must run again). A changed file
+   * stops the run (onChanged: stop) or is taken as it is now (rerun): its new
+   * sha256 is recorded, so every stage that reads it sees new inputs and re-runs.
+   */
+  private async verifyStage(id: string): Promise<boolean> {
+    if (this.verified.has(id)) return true;
+    const rec = this.manifest.stages[id];
+    if (rec?.status !== "done") return false;
+    const dir = join(this.runDir, id);
+    const planned = this.stages.find((s) => s.id === id);
+    const entries: { rec: RecordedFile; count?: () => Promise<number> }[] = [
+      ...rec.artifacts.map((a) => {
+        const kind = planned?.plugin.produces[a.slot];
+        return { rec: a, count: kind && kind.format !== "file" ? () => countRecords(join(dir, a.file), kind) : undefined };
+      }),
+      ...rec.files.map((f) => ({ rec: f })),
+    ];
+    let dirty = false;
+    for (const { rec: f, count } of entries) {
+      const path = join(dir, f.file);
+      const check = await checkFile(path, f);
+      if (check.status === "missing") return false;
+      if (check.status === "touched") f.mtimeMs = check.mtimeMs;
+      if (check.status === "changed") {
+        if (this.onChanged === "stop") throw new ChangedFileError(path, f.sha256, check.sha256, id);
+        this.log.warn(`${path} changed since stage '${id}' wrote it; using it as it is now (onChanged: rerun)`);
+        Object.assign(f, { sha256: check.sha256, bytes: check.bytes, mtimeMs: check.mtimeMs });
+        if (count) (f as ArtifactInfo).records = await count();
+        rec.changedOnDisk = [...new Set([...(rec.changedOnDisk ?? []), f.file])];
+      }
+      dirty ||= check.status !== "ok";
+    }
+    if (dirty) this.saveManifest();
+    this.verified.add(id);
+    return true;
+  }
+
+  /** The files this stage reads must still be what their producers recorded. */
+  private async verifyInputs(stage: PlannedStage): Promise<void> {
+    for (const w of stage.inputs) {
+      if (this.manifest.stages[w.fromStage]?.status !== "done") continue; // producedArtifact says so
+      if (!(await this.verifyStage(w.fromStage))) {
+        throw new Error(`stage '${stage.id}' reads '${w.fromSlot}' of stage '${w.fromStage}', whose files are missing from ${join(this.runDir, w.fromStage)} (run --from ${w.fromStage})`);
+      }
+    }
+  }
+
+  private async isUpToDate(stage: PlannedStage, rec: StageRecord | undefined, inputsHash: string): Promise<boolean> {
+    return rec?.status === "done" && rec.configHash === stage.configHash && rec.inputsHash === inputsHash && (await this.verifyStage(stage.id));
+  }
+
+  /** Empty a stage folder for a fresh attempt; `keepShards`: finished shards check their own hashes. */
+  private clearStageDir(dir: string, keepShards: boolean) {
+    if (!keepShards || !existsSync(dir)) return rmSync(dir, { recursive: true, force: true });
+    for (const name of readdirSync(dir)) if (name !== "shards") rmSync(join(dir, name), { recursive: true, force: true });
   }
 
   /** Returns false when interrupted. */
   private async runStage(stage: PlannedStage, forced: boolean): Promise<boolean> {
+    await this.verifyInputs(stage);
     const inputsHash = this.inputsHash(stage);
     const prev = this.manifest.stages[stage.id];
-    if (!forced && this.isUpToDate(stage, prev, inputsHash)) {
+    if (!forced && (await this.isUpToDate(stage, prev, inputsHash))) {
+      // The gate mode is not part of the stage's identity: a changed one applies to the recorded gates.
+      if (prev!.gateMode !== stage.spec.gate) {
+        this.log.info(`stage '${stage.id}': gate mode now '${stage.spec.gate}' (was '${prev!.gateMode}'); its recorded gates are re-evaluated`);
+        prev!.gateMode = stage.spec.gate;
+        this.saveManifest();
+      }
       this.log.info(`stage '${stage.id}': unchanged, skipped`);
       return true;
     }
     const dir = join(this.runDir, stage.id);
-    // Partial output is only resumable under the same config and inputs.
+    // Partial output is only resumable under the same config and inputs; --from and
+    // --only resume an interrupted attempt too, and redo only a finished one.
     const resumable = prev && prev.status !== "done" && prev.configHash === stage.configHash && prev.inputsHash === inputsHash;
-    if (!resumable || forced) rmSync(dir, { recursive: true, force: true });
-    else this.log.info(`stage '${stage.id}': resuming an interrupted attempt`);
+    if (resumable) this.log.info(`stage '${stage.id}': resuming an interrupted attempt`);
+    else this.clearStageDir(dir, stage.spec.shards > 1 && !(forced && prev?.status === "done"));
+    this.verified.delete(stage.id);
 
     const startedAt = new Date().toISOString();
     const t0 = performance.now();
@@ -272,6 +390,7 @@ export class Pipeline {
       }
       Object.assign(record, { ...result, status: "done", finishedAt: new Date().toISOString(), durationMs: Math.round(performance.now() - t0) });
       this.saveManifest();
+      this.verified.add(stage.id);
       this.log.info(`stage '${stage.id}' done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       return true;
     } catch (e) {
@@ -343,7 +462,8 @@ export class Pipeline {
       writeFile: async (name, data) => {
         const p = join(dir, name);
         atomicWriteFile(p, data);
-        const entry = { file: name, sha256: await sha256File(p), bytes: statSync(p).size };
+        const st = statSync(p);
+        const entry = { file: name, sha256: await sha256File(p), bytes: st.size, mtimeMs: st.mtimeMs };
         const i = files.findIndex((f) => f.file === name);
         if (i >= 0) files[i] = entry;
         else files.push(entry);
@@ -356,10 +476,9 @@ export class Pipeline {
     } finally {
       progress.close();
     }
-    if (this.signal.aborted) {
-      for (const w of writers) w.commit();
-      return { artifacts: [], gates, files, interrupted: true };
-    }
+    // Records written after the plugin's last cursor are dropped, not committed:
+    // the plugin resumes from that cursor and would write them again.
+    if (this.signal.aborted) return { artifacts: [], gates, files, interrupted: true };
     const artifacts: ArtifactInfo[] = [];
     for (const w of writers) artifacts.push(await w.finalize());
     for (const f of fileOutputs) {
@@ -380,6 +499,15 @@ export class Pipeline {
   }
 
   private async runOneShard(stage: PlannedStage, stageDir: string, inputsHash: string, index: number): Promise<boolean> {
+    const lock = await this.shardLock(stage.id, index, stage.spec.shards);
+    try {
+      return await this.runOneShardLocked(stage, stageDir, inputsHash, index);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async runOneShardLocked(stage: PlannedStage, stageDir: string, inputsHash: string, index: number): Promise<boolean> {
     const n = stage.spec.shards;
     const dir = this.shardDir(stageDir, index, n);
     const marker = join(dir, "shard.json");
@@ -400,7 +528,7 @@ export class Pipeline {
     const n = stage.spec.shards;
     if (stage.spec.shardMode === "process") {
       const children = Array.from({ length: n }, (_, i) =>
-        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: process.env }),
+        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: { ...process.env, [SHARD_PARENT_ENV.lock]: this.runLock?.token ?? "", [SHARD_PARENT_ENV.pid]: String(process.pid) } }),
       );
       const abort = () => children.forEach((c) => c.kill("SIGINT"));
       this.signal.addEventListener("abort", abort);
@@ -413,14 +541,27 @@ export class Pipeline {
       for (let i = 0; i < n; i++) if (!(await this.runOneShard(stage, dir, inputsHash, i))) return { artifacts: [], gates: [], files: [], interrupted: true };
     }
     // Merge: concatenate each output in shard order, re-validating every record.
+    // The cursor says how far the merge got, so an interrupted merge continues
+    // there instead of appending the shards it had already merged again.
     const gates: GateResult[] = [];
     const artifacts: ArtifactInfo[] = [];
+    const interrupted = { artifacts: [], gates: [], files: [], interrupted: true };
     for (const [slot, kind] of Object.entries(stage.plugin.produces)) {
       const out = new ArtifactWriter(join(dir, artifactFileName(slot, kind)), slot, kind, `${this.manifest.name}/${stage.id}`);
-      for (let i = 0; i < n; i++) {
-        const shardDir = this.shardDir(dir, i, n);
-        for await (const rec of new ArtifactReader(join(shardDir, artifactFileName(slot, kind)), kind)) out.write(rec);
-        out.commit();
+      const at = (out.cursor as MergeCursor | null) ?? { shard: 0, records: 0 };
+      for (let i = at.shard; i < n; i++) {
+        const skip = i === at.shard ? at.records : 0;
+        let r = 0;
+        for await (const rec of new ArtifactReader(join(this.shardDir(dir, i, n), artifactFileName(slot, kind)), kind)) {
+          if (r++ < skip) continue;
+          out.write(rec);
+          if (r % MERGE_COMMIT_EVERY === 0) {
+            out.commit({ shard: i, records: r } satisfies MergeCursor);
+            if (this.signal.aborted) return interrupted;
+          }
+        }
+        out.commit({ shard: i + 1, records: 0 } satisfies MergeCursor);
+        if (this.signal.aborted) return interrupted;
       }
       artifacts.push(await out.finalize());
     }

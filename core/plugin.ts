@@ -61,7 +61,8 @@ export interface StageContext<C, I extends KindMap, O extends KindMap> {
   outputs: Outputs<O>;
   progress: Progress;
   log: Logger;
-  /** Aborted on Ctrl-C: stop between batches; committed records are kept. */
+  /** Aborted on Ctrl-C / SIGTERM: stop between batches. Records up to the last `commit(cursor)`
+   *  are kept; those written after it are discarded, and the re-run resumes from that cursor. */
   signal: AbortSignal;
   services: Services;
   provenance: ProvenanceStamp;

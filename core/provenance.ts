@@ -103,7 +103,7 @@ export interface StageRecord {
   config: unknown;
   inputs: Record<string, { stage: string; file: string; sha256: string }>;
   artifacts: ArtifactInfo[];
-  files: { file: string; sha256: string; bytes: number }[];
+  files: { file: string; sha256: string; bytes: number; mtimeMs?: number }[];
   gates: GateResult[];
   gateMode: "stop" | "report";
   provenance: ProvenanceStamp;
@@ -112,6 +112,8 @@ export interface StageRecord {
   durationMs: number | null;
   shards: number | null;
   error?: string;
+  /** Files changed on disk after the stage wrote them, taken as they are (onChanged: rerun). */
+  changedOnDisk?: string[];
 }
 
 export interface RunManifest {

@@ -68,4 +68,22 @@ describe("artifact store", () => {
     await w2.finalize();
     expect((await new ArtifactReader(p, Item).all()).map((r) => r.id)).toEqual([0, 1, 2]);
   });
+
+  test("only a commit with a cursor is a resume point: records flushed after it are dropped on reopen", async () => {
+    const dir = tempDir();
+    const p = join(dir, "items.jsonl");
+    const w1 = new ArtifactWriter(p, "items", Item, "r/s");
+    w1.write({ id: 0, text: "a" });
+    w1.commit(1);
+    w1.write({ id: 1, text: "flushed, not a resume point" });
+    w1.commit();
+    w1.write({ id: 2, text: "buffered" });
+    expect(w1.totalRecords).toBe(3);
+    const w2 = new ArtifactWriter(p, "items", Item, "r/s");
+    expect(w2.cursor).toBe(1);
+    expect(w2.committedRecords).toBe(1);
+    w2.write({ id: 1, text: "b" });
+    await w2.finalize();
+    expect((await new ArtifactReader(p, Item).all()).map((r) => r.text)).toEqual(["a", "b"]);
+  });
 });
