@@ -18,14 +18,15 @@ export const TrainStep = z.strictObject({
   lr: z.number().min(0),
   /** Global gradient norm before clipping. */
   gradNorm: z.number().min(0),
-  seconds: z.number().min(0),
 });
 export type TrainStep = z.output<typeof TrainStep>;
 export const TrainStepKind = defineKind("train-step", TrainStep);
 
 const Loss = z.strictObject({ loss: z.number(), tokens: count });
 
-/** The training manifest (SPEC §6): everything that went into the adapter. */
+/** The training manifest (SPEC §6): everything that went into the adapter. Nothing of one
+ *  attempt (run id, wall-clock seconds, the step a resume started from): the same config
+ *  and seed give the same bytes; those facts are in the run manifest's provenance. */
 export const TrainingManifest = z.strictObject({
   /** llama.cpp's GGUF LoRA format (general.type=adapter, adapter.type=lora). */
   format: z.literal("gguf-lora"),
@@ -86,11 +87,8 @@ export const TrainingManifest = z.strictObject({
     /** Every real token processed, over all epochs (resumed parts included). */
     tokensSeen: count,
     lossTokensSeen: count,
-    seconds: z.number().min(0),
     firstLoss: z.number().nullable(),
     finalLoss: z.number().nullable(),
-    /** Step a resumed attempt started from (null: ran in one go). */
-    resumedAtStep: count.nullable(),
     /** The engine's identity of the run (data + configuration). */
     fingerprint: z.string(),
   }),

@@ -113,8 +113,9 @@ export async function runSft(ctx: Ctx): Promise<void> {
           resumedAtStep = res.startStep;
           ctx.log.info(`sft: resumed from the checkpoint at step ${res.startStep}`);
         } catch (e) {
-          if (isAbort(e) || !/different run|checkpoint/.test((e as Error).message)) throw e;
-          // Another configuration's checkpoint (the stage is re-running from scratch).
+          // Only a checkpoint that provably belongs to other data or settings is dropped; one
+          // that fails to load for any other reason is kept (and the error says which file).
+          if (isAbort(e) || !/checkpoint belongs to a different run/.test((e as Error).message)) throw e;
           ctx.log.warn(`sft: ignoring a stale checkpoint: ${(e as Error).message}`);
           rmSync(checkpoint, { force: true });
           res = await session.train(prepared.train, trainOpts);
@@ -131,7 +132,8 @@ export async function runSft(ctx: Ctx): Promise<void> {
     bar.task?.finish();
     const after = await validation(session, prepared.heldOut, true);
 
-    const history: TrainStep[] = res.history.map((r) => ({ ...r, loss: Number.isFinite(r.loss) ? r.loss : null }));
+    // Step timings are wall-clock: they go to the run manifest, not into the artifact.
+    const history: TrainStep[] = res.history.map(({ seconds: _, ...r }) => ({ ...r, loss: Number.isFinite(r.loss) ? r.loss : null }));
     for (const r of history) ctx.outputs.lossCurve.write(r);
     ctx.outputs.lossCurve.commit({ steps: history.length });
 
@@ -152,8 +154,8 @@ export async function runSft(ctx: Ctx): Promise<void> {
       },
       qc: { passed: report.passed, forced: !report.passed },
       training: {
-        steps: history.length, totalSteps: res.totalSteps, tokensSeen: res.tokensSeen, lossTokensSeen: res.lossTokensSeen, seconds: res.seconds,
-        firstLoss: losses[0] ?? null, finalLoss: losses.at(-1) ?? null, resumedAtStep, fingerprint: res.fingerprint,
+        steps: history.length, totalSteps: res.totalSteps, tokensSeen: res.tokensSeen, lossTokensSeen: res.lossTokensSeen,
+        firstLoss: losses[0] ?? null, finalLoss: losses.at(-1) ?? null, fingerprint: res.fingerprint,
       },
       validation: before && after ? { before, after } : null,
       device: { backend: session.info.backend, device: session.info.device, baseStorage: model.info.storage, cpu: cpus()[0]?.model ?? "unknown" },
@@ -161,7 +163,6 @@ export async function runSft(ctx: Ctx): Promise<void> {
     };
     await ctx.outputs.adapter.write("adapter.gguf", manifest, (tmp) =>
       session.saveAdapter(tmp, {
-        "selftune.run_id": ctx.run.id,
         "selftune.stage": ctx.stage.id,
         "selftune.base_model_sha256": modelSha,
         "selftune.data_sha256": prepared.textSha256,
@@ -169,7 +170,7 @@ export async function runSft(ctx: Ctx): Promise<void> {
       }),
     );
     await ctx.writeFile("training-manifest.json", JSON.stringify(manifest, null, 2) + "\n");
-    ctx.provenance.extra.sft = { modelSha256: modelSha, qcPassed: report.passed, qcForced: !report.passed, dataSha256: prepared.textSha256, seed, device: manifest.device };
+    ctx.provenance.extra.sft = { modelSha256: modelSha, qcPassed: report.passed, qcForced: !report.passed, dataSha256: prepared.textSha256, seed, device: manifest.device, seconds: res.seconds, resumedAtStep };
     rmSync(checkpoint, { force: true });
     ctx.log.info(
       `sft: ${history.length} steps, ${res.tokensSeen} tokens in ${res.seconds.toFixed(1)} s; loss ${manifest.training.firstLoss?.toFixed(3)} -> ${manifest.training.finalLoss?.toFixed(3)}` +

@@ -104,36 +104,42 @@ describe("sft plugin", () => {
     expect(JSON.stringify(manifest.stages.sft)).toContain('"qcForced":true');
   });
 
-  test("Ctrl-C mid-training, then re-run: resumes from the checkpoint and writes the same adapter", async () => {
+  test("Ctrl-C mid-training, then re-run: resumes from the checkpoint and writes the same bytes", async () => {
     const straight = await setup(good, "      maxSteps: 6\n      epochs: 3\n");
     expect((await cli(["run", straight.cfg, "--run-dir", straight.runDir])).exitCode).toBe(0);
 
     const s = await setup(good, "      maxSteps: 6\n      epochs: 3\n");
     const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), "run", s.cfg, "--run-dir", s.runDir], { stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json" } });
-    // Interrupt once a checkpoint exists (checkpointEvery: 1).
+    // Interrupt once a checkpoint exists (checkpointEvery: 1), twice as `bun run` forwards it.
     const ck = join(s.sftDir, "checkpoint.bin");
     for (let i = 0; i < 600 && !existsSync(ck); i++) await Bun.sleep(100);
     proc.kill("SIGINT");
+    await Bun.sleep(5);
+    proc.kill("SIGINT");
     const code = await proc.exited;
-    if (code === 0) {
-      // The run finished before the signal landed: nothing to resume (rare on a fast box).
-      console.warn("sft finished before SIGINT; resume not exercised");
-      return;
+    if (code !== 0) {
+      console.log(`interrupted: exit ${code}`);
+      expect(code).toBe(130);
+      expect(existsSync(ck)).toBe(true);
+      // A checkpoint that cannot be read is an error, never silently thrown away.
+      const good = readFileSync(ck);
+      const broken = Buffer.from(good);
+      broken[broken.length - 1]! ^= 0xff;
+      writeFileSync(ck, broken);
+      const refused = await cli(["run", s.cfg, "--run-dir", s.runDir]);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toContain("checkpoint.bin");
+      expect(readFileSync(ck).equals(broken)).toBe(true);
+      writeFileSync(ck, good);
+      const again = await cli(["run", s.cfg, "--run-dir", s.runDir]);
+      expect(again.exitCode).toBe(0);
+      expect(again.stderr).toContain("resumed from the checkpoint at step");
+      const m = JSON.parse(readFileSync(join(s.runDir, "manifest.json"), "utf8"));
+      expect(m.stages.sft.provenance.extra.sft.resumedAtStep).toBeGreaterThan(0);
+    } else console.warn("sft finished before SIGINT; resume not exercised"); // rare on a fast box
+    // Same config and seed: the same bytes, interrupted or not (run ids and timings are in the manifest only).
+    for (const f of ["adapter.gguf", "adapter.gguf.meta.json", "training-manifest.json", "lossCurve.jsonl"]) {
+      expect(`${f} ${await sha256File(join(s.sftDir, f))}`).toBe(`${f} ${await sha256File(join(straight.sftDir, f))}`);
     }
-    console.log(`interrupted: exit ${code}`);
-    expect(code).toBe(130);
-    expect(existsSync(ck)).toBe(true);
-    const again = await cli(["run", s.cfg, "--run-dir", s.runDir]);
-    expect(again.exitCode).toBe(0);
-    expect(again.stderr).toContain("resumed from the checkpoint at step");
-    expect(await sha256File(join(s.sftDir, "adapter.gguf"))).not.toBe("");
-    // The adapter's tensors are the same bytes; its metadata differ only by run id.
-    const { readGguf, readTensorBytes } = await import("../../native/gguf/index.ts");
-    const a = readGguf(join(s.sftDir, "adapter.gguf")), b = readGguf(join(straight.sftDir, "adapter.gguf"));
-    expect(a.tensors.length).toBe(b.tensors.length);
-    for (const t of a.tensors) expect(Buffer.from(readTensorBytes(a, t.name)).equals(Buffer.from(readTensorBytes(b, t.name)))).toBe(true);
-    const curve = readFileSync(join(s.sftDir, "lossCurve.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).loss);
-    const ref = readFileSync(join(straight.sftDir, "lossCurve.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).loss);
-    expect(curve).toEqual(ref);
   });
 });
