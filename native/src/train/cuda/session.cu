@@ -202,6 +202,7 @@ class CudaSession final : public Backend {
             throw std::invalid_argument("backward: " + std::to_string(weight.size()) + " weights for " +
                                         std::to_string(last_.loss) + " targets");
         }
+        last_.valid = false;   // one backward per forward, as the CPU backend
         // The base alone has no LoRA gradient (as the CPU reference: nothing to add).
         if (last_.loss == 0 || !last_.lora) return;
         float * host = pinned_.as<float>() + pin_weight_;
