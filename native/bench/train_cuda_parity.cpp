@@ -334,7 +334,8 @@ void check_model(const std::string & path, const Tolerances & tol, int rank) {
         for (size_t i = 0; i < ol.size() && i < (size_t) V; i++) {
             ml = std::max(ml, (double) std::fabs(ol[i] - od[od.size() - (size_t) V + i]));
         }
-        report(name, "logits", "last_only vs full, max abs", ml, 0);
+        // Same rows, but a one-row LM-head GEMM may sum in another order than a 33-row one.
+        report(name, "logits", "last_only vs full, max abs", ml, 1e-3);
     }
 
     const MemoryStats ms = s.dense->memory();
