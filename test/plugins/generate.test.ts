@@ -80,7 +80,8 @@ describe("instructions and responses", () => {
     const lines = readFileSync(file, "utf8").split("\n");
     lines[2] = lines[2]!.replace(/"origin":"[a-z]+"/, '"origin":"invented"');
     writeFileSync(file, lines.join("\n"));
-    const r = await cli(["run", cfg, "--run-dir", runA, "--only", "responses"]);
+    // Taken as edited (the default would stop at the changed sha256 first), then read.
+    const r = await cli(["run", cfg, "--run-dir", runA, "--only", "responses", "--on-changed", "rerun"]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain(`${file}:3:`);
     expect(r.stderr).toContain("origin");

@@ -109,7 +109,8 @@ describe("qc plugin", () => {
     expect((await cli(["run", cfg, "--run-dir", runDir])).exitCode).toBe(0);
     const file = join(runDir, "responses/examples.jsonl");
     appendFileSync(file, JSON.stringify({ id: "x", instruction: "y" }) + "\n");
-    const r = await cli(["run", cfg, "--run-dir", runDir, "--only", "qc"]);
+    // Taken as edited (the default would stop at the changed sha256 first), then read.
+    const r = await cli(["run", cfg, "--run-dir", runDir, "--only", "qc", "--on-changed", "rerun"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain(`${file}:11: invalid 'sft-example' record`);
   });
