@@ -5,7 +5,7 @@
 //   bun run bench:train [--backend cpu|cuda|auto] [--storage dense|stored]
 //       [--presets 0.5b,1.5b,7b] [--types f16,q4_k] [--shape-config 8x512] [--data random|sft]
 //       [--steps N] [--warmup N] [--micro-batch N] [--threads N] [--peer] [--python python3]
-//       [--json FILE]
+//       [--checkpoint-activations] [--json FILE]
 //
 // Workloads:
 //   random  (default on a GPU) the peer's: batch x seq random tokens, loss on the second half of
@@ -232,6 +232,7 @@ interface Config {
   steps: number;
   warmup: number;
   threads: number;
+  checkpointActivations: boolean;
 }
 
 async function bench(preset: SynthPreset, type: BaseType, c: Config): Promise<Row> {
@@ -240,7 +241,7 @@ async function bench(preset: SynthPreset, type: BaseType, c: Config): Promise<Ro
   const model = await loadFor(path, { backend: c.backend, storage: c.storage });
   const loadSeconds = (performance.now() - t1) / 1000;
   const random = c.data === "random";
-  const session = model.createSession({ rank: 16, alpha: 32, dropout: random ? 0 : 0.05, threads: c.threads });
+  const session = model.createSession({ rank: 16, alpha: 32, dropout: random ? 0 : 0.05, threads: c.threads, checkpointActivations: c.checkpointActivations });
   try {
     checkBackend(session, c.backend, c.storage);
     const microBatch = random ? c.microBatch : 4;
@@ -342,6 +343,7 @@ async function main(): Promise<void> {
       "micro-batch": { type: "string" },
       threads: { type: "string" },
       peer: { type: "boolean", default: false },
+      "checkpoint-activations": { type: "boolean", default: false },
       python: { type: "string", default: "python3" },
       json: { type: "string" },
     },
@@ -379,7 +381,7 @@ async function main(): Promise<void> {
     const warmup = args.warmup ? Number(args.warmup) : onGpu ? 2 : 0;
     shapes.set(preset, { preset, ...shape, steps, warmup });
     for (const type of types) {
-      const r = await bench(preset, type, { backend, storage, data, batch: shape.batch, seq: shape.seq, microBatch, steps, warmup, threads });
+      const r = await bench(preset, type, { backend, storage, data, batch: shape.batch, seq: shape.seq, microBatch, steps, warmup, threads, checkpointActivations: args["checkpoint-activations"]! });
       rows.push(r);
       console.log(
         `${r.preset.padEnd(5)} ${r.type.padEnd(5)} ${r.arch} ${r.weights} on ${r.backend} (${r.device})${r.storage ? ` ${r.storage}` : ""}  ` +

@@ -1,4 +1,5 @@
 #include "train/cuda/cuda_backend.h"
+#include "train/cuda/device_buffer.h"
 
 #include "train/cuda/base_model.h"
 
@@ -57,6 +58,7 @@ bool cuda_device_usable(std::string * why, int device) {
 std::shared_ptr<BaseModel> load_cuda_base_model(const std::string & path, const BackendOptions & options) {
     std::string why;
     if (!cuda_device_usable(&why, options.device)) throw std::runtime_error("the CUDA training backend: " + why);
+    cuda::device_bytes_reset_peak();
     return cuda::CudaBaseModel::load(path, options);
 }
 

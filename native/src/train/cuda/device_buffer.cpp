@@ -33,6 +33,8 @@ void device_free(void * p, size_t bytes) {
 uint64_t device_bytes_in_use() { return g_in_use.load(); }
 uint64_t device_bytes_peak() { return g_peak.load(); }
 
+void device_bytes_reset_peak() { g_peak.store(device_bytes_in_use()); }
+
 bool DeviceBuffer::reserve(size_t bytes, const char * what) {
     if (bytes <= n_) return false;
     release();

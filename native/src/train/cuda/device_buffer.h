@@ -14,6 +14,9 @@ void * device_alloc(size_t bytes, const char * what);   // throws; 0 bytes gives
 void device_free(void * p, size_t bytes);
 uint64_t device_bytes_in_use();
 uint64_t device_bytes_peak();
+// The high-water mark restarts from what is in use now: a newly loaded base reports its
+// own peak, not an earlier, larger model's of the same process.
+void device_bytes_reset_peak();
 
 // An owned allocation that only grows: reserve() reallocates (dropping the contents) when
 // asked for more than it holds, so a warm session allocates nothing per step.
