@@ -1,5 +1,6 @@
 // The critic stage's configuration.
 import { z } from "zod";
+import { SCORER_CHOICES } from "../shared/scorer.ts";
 
 export const CriticStageConfig = z.strictObject({
   /** Accept when logp(" A") − logp(" B") ≥ threshold (SPEC §4 default 1.0). */
@@ -8,5 +9,7 @@ export const CriticStageConfig = z.strictObject({
   drop: z.boolean().default(false),
   /** Records per batch (a commit point). */
   batch: z.number().int().min(1).default(64),
+  /** The forward that scores: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). */
+  scorer: z.enum(SCORER_CHOICES).default("auto"),
 });
 export type CriticStageConfig = z.output<typeof CriticStageConfig>;

@@ -7,6 +7,7 @@
 import { definePlugin } from "../../core/plugin.ts";
 import { openModel, modelProvenanceExtra } from "../loader/open.ts";
 import { ModelInfoKind, SftExampleKind, type SftExample } from "../shared/kinds.ts";
+import { ModelService } from "../shared/model-service.ts";
 import { Critic } from "./critic.ts";
 import { CriticStageConfig } from "./config.ts";
 
@@ -21,7 +22,8 @@ export default definePlugin({
   async run(ctx) {
     const cfg = ctx.config;
     const m = await openModel(ctx.services, ctx.inputs.model, { signal: ctx.signal, log: ctx.log });
-    Object.assign(ctx.provenance.extra, modelProvenanceExtra(m.provenance), { threshold: cfg.threshold, drop: cfg.drop });
+    const scorer = await (await ModelService.of(ctx.services)).scorer(m.provenance.path, { scorer: cfg.scorer, log: ctx.log });
+    Object.assign(ctx.provenance.extra, modelProvenanceExtra(m.provenance), { threshold: cfg.threshold, drop: cfg.drop, scorer: scorer.provenance });
     const all: SftExample[] = [];
     for await (const r of ctx.inputs.examples) all.push(r);
     const mine = ctx.shard ? all.filter((_, i) => i % ctx.shard!.count === ctx.shard!.index) : all;
@@ -34,14 +36,15 @@ export default definePlugin({
       const batch = mine.slice(pos, pos + cfg.batch);
       const judged = batch.filter((r) => r.response.trim() !== "");
       let scores;
-      const wctx = await m.workContext();
+      // llama.cpp scores on a fresh context per batch (an empty KV cache: output independent of earlier batches); the engine keeps no state between calls.
+      const wctx = scorer.engine ? null : await m.workContext();
       try {
-        scores = await new Critic(wctx, m.guard, m.model).scorePairs(judged.map((r) => ({ id: r.id, instruction: r.instruction, response: r.response })), { threshold: cfg.threshold, signal: ctx.signal });
+        scores = await new Critic(scorer.engine ?? wctx!, m.guard, m.model).scorePairs(judged.map((r) => ({ id: r.id, instruction: r.instruction, response: r.response })), { threshold: cfg.threshold, signal: ctx.signal });
       } catch (e) {
         if (ctx.signal.aborted) return;
         throw e;
       } finally {
-        wctx.dispose();
+        wctx?.dispose();
       }
       const verdict = new Map(judged.map((r, i) => [r.id, scores[i]!.verdict]));
       for (const r of batch) {

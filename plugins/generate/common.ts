@@ -9,6 +9,8 @@ import { promptFormatsSha256 } from "../prompts/spec.ts";
 import type { GenerationResult, TextGenerator } from "../shared/generation.ts";
 import type { ModelInfo } from "../shared/kinds.ts";
 import { nativeGenerator } from "../shared/native-generator.ts";
+import { ModelService } from "../shared/model-service.ts";
+import type { EngineScorer, ScorerChoice, ScorerProvenance } from "../shared/scorer.ts";
 import { conflicts, overlay, pickParams } from "./config.ts";
 import { pilotParameters } from "./pilot.ts";
 
@@ -19,19 +21,31 @@ export interface StageModel extends OpenedModel {
    * its requests — the same bytes in a full run, a resumed one or `--only`.
    */
   batch<T>(fn: (w: { generator: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
+  /**
+   * Picks the critic's scorer (model service scorer(); llama.cpp until this is called).
+   * `needed` false (the critic is off) loads nothing and gives null.
+   */
+  selectScorer(choice: ScorerChoice, needed: boolean): Promise<ScorerProvenance | null>;
 }
 
 export async function stageModel(services: Services, input: AsyncIterable<ModelInfo> & { path?: string }, opts: { signal?: AbortSignal; log?: Logger }): Promise<StageModel> {
   const opened = await openModel(services, input, opts);
+  let engine: EngineScorer | null = null;
   return {
     ...opened,
     async batch(fn) {
       const ctx = await opened.workContext();
       try {
-        return await fn({ generator: nativeGenerator(ctx), critic: new Critic(ctx, opened.guard, opened.model) });
+        return await fn({ generator: nativeGenerator(ctx), critic: new Critic(engine ?? ctx, opened.guard, opened.model) });
       } finally {
         ctx.dispose();
       }
+    },
+    async selectScorer(choice, needed) {
+      if (!needed) return null;
+      const sel = await (await ModelService.of(services)).scorer(opened.provenance.path, { scorer: choice, log: opts.log });
+      engine = sel.engine;
+      return sel.provenance;
     },
   };
 }

@@ -8,6 +8,7 @@
 //     would differ. They have no zod defaults so a scale config can be checked for
 //     keys that were set; `effective*Params` applies the defaults.
 import { z } from "zod";
+import { SCORER_CHOICES } from "../shared/scorer.ts";
 
 const SamplingInput = z.strictObject({
   temperature: z.number().min(0).optional(),
@@ -35,6 +36,8 @@ const common = {
   pilot: z.string().min(1).optional(),
   /** Scale mode: accept a pilot made with a different model file (off: an error). */
   allowModelChange: z.boolean().default(false),
+  /** The critic's forward: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). */
+  scorer: z.enum(SCORER_CHOICES).default("auto"),
 };
 
 // ---------------------------------------------------------------- instructions

@@ -87,6 +87,7 @@ export default definePlugin({
     const maxCalls = cfg.maxCalls ?? Math.max(64, 8 * target);
     const sampling = params.sampling;
     Object.assign(ctx.provenance.extra, provenanceExtra(m), { mode: cfg.mode, parameters: params, target, maxCalls, ...(pilot && { pilot }) });
+    ctx.provenance.extra.scorer = await m.selectScorer(cfg.scorer, params.critic.enabled);
     if (pilot) ctx.log.info(`instructions: scale mode, parameters from the passed pilot ${pilot.runId} (stage '${pilot.stage}', QC '${pilot.qcStage}')`);
 
     const out = ctx.outputs.instructions;

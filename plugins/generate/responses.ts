@@ -104,6 +104,7 @@ export default definePlugin({
     const sampling = params.sampling;
     const stop = responseStopStrings(params.blankLines);
     Object.assign(ctx.provenance.extra, provenanceExtra(m), { mode: cfg.mode, parameters: params, stopStrings: stop, workList: stats, requests: items.length, ...(pilot && { pilot }) });
+    ctx.provenance.extra.scorer = await m.selectScorer(cfg.scorer, params.critic.enabled);
     ctx.log.info(`responses: ${items.length} requests from ${stats.input} instructions (${stats.rejectedByCritic} rejected by the instruction critic, ${stats.duplicates} duplicates${ctx.shard ? `, ${stats.otherShards} for other shards` : ""}${stats.overLimit ? `, ${stats.overLimit} over the limit` : ""})`);
 
     const out = ctx.outputs.examples;

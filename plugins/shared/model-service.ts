@@ -11,11 +11,18 @@
 // (plugins/shared/tokenizer-hash.ts), the native build (buildInfo()), backend and
 // device. Loading never applies a chat template and the tokenizer adds no BOS/EOS
 // and parses no special tokens (the addon's defaults; the loader plugin asserts them).
+//
+// Scoring (scorer()): teacher-forced log-probs come from llama.cpp's scorer or from the
+// training engine's forward (plugins/shared/scorer.ts). The engine's copy of the base is a
+// model too, so the service owns it as well: it is kept next to the llama.cpp model only
+// when the memory estimate allows both, and it goes when that model goes.
 import { totalmem } from "node:os";
 import { realpathSync, statSync } from "node:fs";
 import type { Logger, Services } from "../../core/plugin.ts";
 import { buildInfo, loadModel, type BuildInfo, type Context, type ContextOptions, type LoadModelOptions, type Model } from "../../native/index.ts";
+import { loadTrainModel, trainBackends, type TrainBackendKind, type TrainBackends } from "../../native/train.ts";
 import { sha256FileCached } from "./file-hash.ts";
+import { chooseScorer, EngineScorer, type ScorerChoice, type ScorerProvenance } from "./scorer.ts";
 import { tokenizerSha256 } from "./tokenizer-hash.ts";
 
 /** Load options a config may set (model-level and the default context's). */
@@ -151,9 +158,46 @@ function estimateBytes(sizeBytes: number): number {
   return Math.ceil(sizeBytes * 1.2) + 256 * 2 ** 20;
 }
 
+/** How the engine scorer loads and runs (model service's scorer()). */
+export interface EngineScorerLoad {
+  /** Default "auto": cuda when usable, else cpu (only an explicit `scorer: engine` runs it on the CPU). */
+  backend?: TrainBackendKind;
+  storage?: "dense" | "stored";
+  microBatch?: number;
+  threads?: number;
+}
+
+export interface ScorerRequest {
+  /** Default "auto". */
+  scorer?: ScorerChoice;
+  engine?: EngineScorerLoad;
+  log?: Logger;
+  /** What this build and machine offer (tests pass their own; default trainBackends()). */
+  backends?: TrainBackends;
+}
+
+/**
+ * The scorer a stage uses: llama.cpp's (`engine` null: score on the stage's own work
+ * context, as before) or the engine's (shared by every caller for this file, owned by the
+ * service). `provenance` says which, and why.
+ */
+export interface ScorerSelection {
+  kind: "llama" | "engine";
+  engine: EngineScorer | null;
+  provenance: ScorerProvenance;
+}
+
+/** Bytes the engine's copy of a base takes where it lives, plus a margin for activations. */
+export function estimateEngineBytes(backend: "cpu" | "cuda", storage: "dense" | "stored", parameters: number, fileBytes: number): number {
+  if (backend === "cpu") return parameters * 4 + 512 * 2 ** 20;
+  return (storage === "stored" ? fileBytes : parameters * 2) + 2 * 2 ** 30;
+}
+
 export class ModelService {
   static readonly KEY = "selftune.model-service";
   private readonly loaded = new Map<string, LoadedModel>();
+  /** Engine scorers by real path + backend + storage. */
+  private readonly engines = new Map<string, { path: string; scorer: EngineScorer; provenance: ScorerProvenance; bytes: number }>();
   private queue: Promise<unknown> = Promise.resolve();
   /** Loads performed (tests check that a model is loaded once per run). */
   loads = 0;
@@ -203,6 +247,8 @@ export class ModelService {
       const hit = this.loaded.get(real);
       if (hit && !hit.model.disposed) return hit;
       if (hit) this.loaded.delete(real);
+      // The engine's copies of other files go whatever keepOthers says: they are reloaded on demand.
+      for (const [k, e] of this.engines) if (e.path !== real) this.unloadEngine(k);
       const others = this.resident();
       if (others.length && !opts.keepOthers) {
         for (const o of others) {
@@ -241,13 +287,94 @@ export class ModelService {
     const lm = this.loaded.get(path);
     this.loaded.delete(path);
     lm?.model.dispose();
+    for (const [k, e] of this.engines) if (e.path === path) this.unloadEngine(k);
   }
 
-  /** Unload one model (or all when no path is given). */
+  private unloadEngine(key: string): void {
+    const e = this.engines.get(key);
+    this.engines.delete(key);
+    if (!e) return;
+    e.scorer.dispose();
+    e.scorer.model.dispose();
+  }
+
+  /** Engine scorers resident (their provenance), in load order. */
+  residentEngines(): ScorerProvenance[] {
+    return [...this.engines.values()].map((e) => e.provenance);
+  }
+
+  /**
+   * The scorer for the model at `path` (acquire() it first: its tokenizer serves text items
+   * and its provenance the llama.cpp choice). "auto" takes the engine when its CUDA backend
+   * is usable and the memory estimate allows its copy of the base next to the resident
+   * llama.cpp model, else llama.cpp (the reason goes into provenance); "engine" takes it
+   * or fails; "llama" never loads it.
+   */
+  scorer(path: string, req: ScorerRequest = {}): Promise<ScorerSelection> {
+    return this.serial(async () => {
+      const real = realpathSync(path);
+      const requested = req.scorer ?? "auto";
+      const lm = this.loaded.get(real);
+      const llamaProvenance = (reason: string): ScorerSelection => ({
+        kind: "llama",
+        engine: null,
+        provenance: { scorer: "llama.cpp", requested, reason, backend: lm?.provenance.backend ?? "unknown", device: lm?.provenance.device ?? "unknown" },
+      });
+      if (requested === "llama") return llamaProvenance(chooseScorer("llama", { cudaBuilt: false, cudaUsable: false }).reason);
+      const backends = req.backends ?? trainBackends();
+      const wanted = req.engine?.backend ?? "auto";
+      const backend: "cpu" | "cuda" = wanted === "auto" ? (backends.cudaUsable ? "cuda" : "cpu") : wanted;
+      const storage = req.engine?.storage ?? "dense";
+      const key = `${real}\0${backend}\0${storage}`;
+      const hit = this.engines.get(key);
+      if (hit) return { kind: "engine", engine: hit.scorer, provenance: { ...hit.provenance, requested } };
+      const choice = chooseScorer(requested, backends, this.engineMemory(real, backend, storage, lm));
+      if (choice.kind === "llama") {
+        req.log?.info(`model service: scoring with llama.cpp: ${choice.reason}`);
+        return llamaProvenance(choice.reason);
+      }
+      const t0 = performance.now();
+      const tm = await loadTrainModel(real, { backend, storage });
+      const scorer = new EngineScorer(tm, { tokenizer: lm?.model, microBatch: req.engine?.microBatch, threads: req.engine?.threads });
+      const provenance: ScorerProvenance = { scorer: "engine", requested, reason: choice.reason, backend: tm.info.backend, device: tm.info.device, storage: tm.info.storage, weightType: tm.info.weightType };
+      this.engines.set(key, { path: real, scorer, provenance, bytes: tm.info.baseBytes });
+      req.log?.info(`model service: scoring with the training engine on ${tm.info.device} (${tm.info.storage}, ${(tm.info.baseBytes / 2 ** 30).toFixed(1)} GiB base) loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${choice.reason}`);
+      return { kind: "engine", engine: scorer, provenance };
+    });
+  }
+
+  /** Whether the engine's copy of `path` fits next to what is resident (an estimate, as checkMemory's). */
+  private engineMemory(path: string, backend: "cpu" | "cuda", storage: "dense" | "stored", lm: LoadedModel | undefined): { ok: boolean; why?: string } {
+    const fileBytes = statSync(path).size;
+    // Without the llama.cpp model's count, a 16-bit file's size is about 2 bytes a parameter.
+    const parameters = lm?.provenance.parameters ?? fileBytes / 2;
+    const need = estimateEngineBytes(backend, storage, parameters, fileBytes);
+    const others = [...this.loaded.values()].filter((o) => (o.provenance.backend === "cpu") === (backend === "cpu"));
+    const engines = [...this.engines.values()].filter((e) => (e.provenance.backend === "cpu") === (backend === "cpu"));
+    const used = others.reduce((s, o) => s + estimateBytes(o.provenance.sizeBytes), 0) + engines.reduce((s, e) => s + e.bytes, 0);
+    let capacity: number;
+    let where: string;
+    if (backend === "cuda") {
+      const gpu = gpuDevice(buildInfo());
+      // llama.cpp built without CUDA lists no device: then only the engine is on the GPU.
+      if (!gpu) return { ok: true };
+      capacity = gpu.memoryTotal;
+      where = `on ${gpu.name}`;
+    } else {
+      capacity = totalmem() * 0.8;
+      where = "of the memory budget (80 % of RAM)";
+    }
+    if (need <= capacity - used) return { ok: true };
+    return { ok: false, why: `the engine's copy of ${path} needs ~${(need / 2 ** 30).toFixed(1)} GiB and ~${(Math.max(0, capacity - used) / 2 ** 30).toFixed(1)} GiB are left ${where} next to the resident models` };
+  }
+
+  /** Unload one model (or all when no path is given), with the engine's copies of it. */
   unload(path?: string): Promise<void> {
     return this.serial(async () => {
-      if (path === undefined) for (const p of [...this.loaded.keys()]) this.unloadNow(p);
-      else this.unloadNow(realpathSync(path));
+      if (path === undefined) {
+        for (const p of [...this.loaded.keys()]) this.unloadNow(p);
+        for (const k of [...this.engines.keys()]) this.unloadEngine(k);
+      } else this.unloadNow(realpathSync(path));
     });
   }
 

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { cli, tempDir } from "../helpers.ts";
-import { expectOk, readJsonl, smallConfig } from "./generate-helpers.ts";
+import { expectOk, manifest, readJsonl, smallConfig } from "./generate-helpers.ts";
 
 // Child runs and model loads are slow on a shared 2-core machine (the preload's default
 // does not reach every file when several run in one `bun test`).
@@ -26,6 +26,10 @@ describe("critic stage", () => {
     plugin: critic
     inputs: { examples: responses }
     config: { threshold: 1000, drop: true }
+  - id: engine
+    plugin: critic
+    inputs: { examples: responses }
+    config: { threshold: -1000, scorer: engine }
 `,
     });
     const runDir = join(dir, "run");
@@ -45,5 +49,19 @@ describe("critic stage", () => {
       }
     }
     expect(readJsonl(join(runDir, "strict/examples.jsonl")).length).toBe(0);
+
+    // The training engine's forward (its CPU backend here) gives the same margins within
+    // twice the engine-vs-llama.cpp log-prob tolerance (specs/training.md §14), and says so.
+    const engine = readJsonl(join(runDir, "engine/examples.jsonl"));
+    expect(engine.map((r) => r.id)).toEqual(after.map((r) => r.id));
+    for (const [i, r] of engine.entries()) {
+      const c = r.critic as { margin: number } | null;
+      const l = after[i]!.critic as { margin: number } | null;
+      if (l === null) expect(c).toBeNull();
+      else expect(Math.abs(c!.margin - l.margin)).toBeLessThan(0.12);
+    }
+    const m = manifest(runDir);
+    expect(m.stages.engine!.provenance.extra.scorer).toMatchObject({ scorer: "engine", requested: "engine", backend: "cpu" });
+    expect(m.stages.rejudged!.provenance.extra.scorer).toMatchObject({ scorer: "llama.cpp", requested: "auto" });
   });
 });
