@@ -6,6 +6,8 @@
 //       [--presets 0.5b,1.5b,7b] [--types f16,q4_k] [--shape-config 8x512] [--data random|sft]
 //       [--steps N] [--warmup N] [--micro-batch N] [--threads N] [--peer] [--python python3]
 //       [--checkpoint-activations] [--json FILE]
+//   bun run bench:train --score [--backend ...] [--storage ...] [--presets 1.5b,7b] [--types f16]
+//       [--shape-config 64x400] [--steps N] [--warmup N] [--micro-batch N] [--peer] [--json FILE]
 //
 // Workloads:
 //   random  (default on a GPU) the peer's: batch x seq random tokens, loss on the second half of
@@ -22,6 +24,13 @@
 // through (all block linears + the output projection; not the input embedding lookup), the
 // same N peft_train.py uses. --peer runs peft_train.py bench on each preset after all of our
 // runs (never concurrently: both want the whole GPU) and prints the two side by side.
+//
+// --score: teacher-forced scoring throughput of the engine's forward through the scorer the
+// pipeline uses (plugins/shared/scorer.ts EngineScorer, specs/training.md §14): batch x seq
+// random tokens (default 64 x 400), every position after the first a target, no LoRA, one
+// scorer call per step (--micro-batch sequences per forward; default the scorer's). tokens/s
+// counts every token of every sequence, as peft_train.py score does; MFU uses 2 x N (forward
+// only). --peer runs `peft_train.py score --shape <p> --batch B --seq S` after ours.
 // Not a test: numbers depend on the machine.
 
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
@@ -30,7 +39,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cachedModel, type SynthPreset } from "../gguf/index.ts";
 import { buildInfo, loadModel, physicalCores, quantize, type QuantType } from "../index.ts";
-import { loadTrainModel, lossMask, packExamples, type TrainData, type TrainExample, type TrainModel, type TrainModelInfo, type TrainResult, type TrainSession } from "../train.ts";
+import { EngineScorer } from "../../plugins/shared/scorer.ts";
+import { loadTrainModel, lossMask, packExamples, trainBackends, type TrainBackendKind, type TrainData, type TrainExample, type TrainModel, type TrainModelInfo, type TrainSession } from "../train.ts";
 
 // ---- shared with train_parity.ts -------------------------------------------------------------
 
@@ -102,47 +112,33 @@ export function matmulParameters(m: TrainModelInfo): number {
 
 export const PEAK_FLOPS = 989e12;
 
-export type BackendChoice = "cpu" | "cuda" | "auto";
+export type BackendChoice = TrainBackendKind;
 export type StorageChoice = "dense" | "stored";
 export interface LoadTrainOptions {
   backend?: BackendChoice;
   storage?: StorageChoice;
 }
 
-// loadTrainModel(path, {backend, storage}) is being added to native/train.ts; until it is,
-// the options are dropped there, and loadFor() refuses to report a CPU run as a CUDA one.
-const loadTrainModelWith = loadTrainModel as unknown as (path: string, opts?: LoadTrainOptions) => Promise<TrainModel>;
-
-/** Loads for training on the chosen backend; `check` after the first session says whether it took. */
-export async function loadFor(path: string, opts: LoadTrainOptions): Promise<TrainModel> {
+/** Loads for training on the chosen backend (unset options keep the engine's defaults). */
+export function loadFor(path: string, opts: LoadTrainOptions): Promise<TrainModel> {
   const clean: LoadTrainOptions = {};
   if (opts.backend) clean.backend = opts.backend;
   if (opts.storage) clean.storage = opts.storage;
-  return loadTrainModelWith(path, clean);
+  return loadTrainModel(path, clean);
 }
 
-/** Throws when the engine ran on another backend than asked (an engine without the option ignores it). */
+/** Throws when the engine ran on another backend or storage than asked, so a CPU run is never reported as a CUDA one. */
 export function checkBackend(session: TrainSession, wanted: BackendChoice | undefined, storage: StorageChoice | undefined): void {
-  const got = session.info.backend;
-  if (wanted && wanted !== "auto" && !got.toLowerCase().startsWith(wanted)) {
-    throw new Error(`asked for backend ${wanted}, the session runs on ${got} (${session.info.device}); does loadTrainModel take {backend} yet?`);
-  }
-  const s = (session.model.info as { storage?: string }).storage;
-  if (storage && s !== undefined && s !== storage) throw new Error(`asked for storage ${storage}, the model reports ${s}`);
+  const got = session.model.info.backend;
+  if (wanted && wanted !== "auto" && got !== wanted) throw new Error(`asked for backend ${wanted}, the session runs on ${got} (${session.info.device})`);
+  const s = session.model.info.storage;
+  if (storage && s !== storage) throw new Error(`asked for storage ${storage}, the model reports ${s}`);
 }
 
-/** Peak device memory in bytes, when the backend reports it (peakMemoryBytes read after training); null otherwise (and on the CPU, which reports 0). */
-export function peakMemoryBytes(session: TrainSession, result?: TrainResult): number | null {
-  const usable = (v: unknown): v is number => typeof v === "number" && v > 0;
-  const fromResult = (result as { peakMemoryBytes?: number } | undefined)?.peakMemoryBytes;
-  if (usable(fromResult)) return fromResult;
-  const memory = (session as unknown as { memory?: () => { peakMemoryBytes?: number } }).memory?.();
-  if (usable(memory?.peakMemoryBytes)) return memory.peakMemoryBytes;
-  // A plain `info` field is the snapshot taken when the session was created, before any
-  // training: its peak would be wrong. Only a getter (a fresh object per read) is trusted.
-  if (session.info === session.info) return null;
-  const info = session.info as { peakMemoryBytes?: number };
-  return usable(info.peakMemoryBytes) ? info.peakMemoryBytes : null;
+/** Peak device memory in bytes, read now (after the work); null on the CPU, which reports 0. */
+export function peakMemoryBytes(session: TrainSession): number | null {
+  const peak = session.memory().peakMemoryBytes;
+  return peak > 0 ? peak : null;
 }
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
@@ -267,8 +263,8 @@ async function bench(preset: SynthPreset, type: BaseType, c: Config): Promise<Ro
     const tokens = timed.reduce((s, r) => s + r.tokens, 0);
     const lossTokens = timed.reduce((s, r) => s + r.lossTokens, 0);
     const mm = matmulParameters(model.info);
-    const peak = peakMemoryBytes(session, res);
-    const storage = (model.info as { storage?: string }).storage ?? c.storage ?? null;
+    const peak = peakMemoryBytes(session);
+    const storage = model.info.storage;
     return {
       preset,
       type,
@@ -305,17 +301,159 @@ async function bench(preset: SynthPreset, type: BaseType, c: Config): Promise<Ro
   }
 }
 
-function runPeer(python: string, preset: string, batch: number, seq: number, steps: number, warmup: number): PeerRow | { error: string } {
+function runPeer(python: string, preset: string, batch: number, seq: number, steps: number, warmup: number, mode: "bench" | "score" = "bench"): PeerRow | { error: string } {
   const dir = mkdtempSync(join(tmpdir(), "peft-bench-"));
   const out = join(dir, "peer.json");
   try {
-    const args = [PEFT_SCRIPT, "bench", "--shape", preset, "--batch", String(batch), "--seq", String(seq), "--steps", String(steps), "--warmup", String(warmup), "--json", out];
+    const args = [PEFT_SCRIPT, mode, "--shape", preset, "--batch", String(batch), "--seq", String(seq), "--steps", String(steps), "--warmup", String(warmup), "--json", out];
     console.error(`peer: ${python} ${args.join(" ")}`);
     const p = Bun.spawnSync([python, ...args], { stdout: "ignore", stderr: "inherit", cwd: REPO_ROOT });
     if (p.exitCode !== 0 || !existsSync(out)) return { error: `peft_train.py exited ${p.exitCode}` };
     return JSON.parse(readFileSync(out, "utf8")) as PeerRow;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- scoring (--score) ------------------------------------------------------------------------
+
+interface ScoreRow {
+  mode: "score";
+  preset: string;
+  type: string;
+  arch: string;
+  weights: string;
+  backend: string;
+  device: string;
+  storage: string;
+  parameters: number;
+  matmulParameters: number;
+  batch: number;
+  seq: number;
+  microBatch: number;
+  warmupSteps: number;
+  steps: number;
+  tokens: number;
+  scoredTokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  loadSeconds: number;
+  peakMemoryBytes: number | null;
+  peakGiB: number | null;
+  mfu: number;
+  meanLogprob: number;
+}
+
+async function benchScore(preset: SynthPreset, type: BaseType, c: { backend: BackendChoice; storage?: StorageChoice; batch: number; seq: number; microBatch?: number; steps: number; warmup: number; threads: number }): Promise<ScoreRow> {
+  const path = await modelFile(preset, type);
+  const t1 = performance.now();
+  const model = await loadFor(path, { backend: c.backend, storage: c.storage });
+  const loadSeconds = (performance.now() - t1) / 1000;
+  const scorer = new EngineScorer(model, { microBatch: c.microBatch, chunk: c.batch, threads: c.threads });
+  try {
+    if (c.backend !== "auto" && model.info.backend !== c.backend) throw new Error(`asked for backend ${c.backend}, the model is on ${model.info.backend}`);
+    if (c.storage && model.info.storage !== c.storage) throw new Error(`asked for storage ${c.storage}, the model reports ${model.info.storage}`);
+    // Every step's items are made before the clock starts; each step gets fresh tokens, as the peer's.
+    const rand = seededRandom(1);
+    const V = model.info.vocabSize;
+    const steps = Array.from({ length: c.warmup + c.steps }, () =>
+      Array.from({ length: c.batch }, () => {
+        const ids = Array.from({ length: c.seq }, () => Math.floor(rand() * V));
+        return { prompt: ids.slice(0, 1), continuation: ids.slice(1) };
+      }),
+    );
+    let sum = 0, scored = 0, seconds = 0;
+    for (const [k, items] of steps.entries()) {
+      const t0 = performance.now();
+      const out = await scorer.score(items);
+      const dt = (performance.now() - t0) / 1000;
+      if (k < c.warmup) continue;
+      seconds += dt;
+      for (const it of out.items) {
+        sum += it.sum;
+        scored += it.logprobs.length;
+      }
+    }
+    const tokens = c.steps * c.batch * c.seq;
+    const mm = matmulParameters(model.info);
+    const peak = scorer.peakMemoryBytes() || null;
+    return {
+      mode: "score",
+      preset,
+      type,
+      arch: model.info.architecture,
+      weights: model.info.weightType,
+      backend: model.info.backend,
+      device: model.info.device,
+      storage: model.info.storage,
+      parameters: model.info.parameterCount,
+      matmulParameters: mm,
+      batch: c.batch,
+      seq: c.seq,
+      microBatch: c.microBatch ?? (model.info.backend === "cuda" ? 16 : 4),
+      warmupSteps: c.warmup,
+      steps: c.steps,
+      tokens,
+      scoredTokens: scored,
+      seconds,
+      tokensPerSecond: tokens / seconds,
+      loadSeconds,
+      peakMemoryBytes: peak,
+      peakGiB: peak === null ? null : peak / 2 ** 30,
+      mfu: ((tokens / seconds) * 2 * mm) / PEAK_FLOPS,
+      meanLogprob: sum / scored,
+    };
+  } finally {
+    scorer.dispose();
+    model.dispose();
+  }
+}
+
+async function scoreMain(o: { backend: BackendChoice; storage?: StorageChoice; onGpu: boolean; presets?: string; types: BaseType[]; shape?: string; steps?: string; warmup?: string; microBatch?: string; threads: number; peer: boolean; python: string; json?: string }): Promise<void> {
+  const presets = (o.presets ?? (o.onGpu ? "1.5b,7b" : "tiny")).split(",").map((s) => s.trim() as SynthPreset);
+  const shape = o.shape ? parseShape(o.shape) : { batch: 64, seq: 400 };
+  const steps = o.steps ? Number(o.steps) : o.onGpu ? 5 : 1;
+  const warmup = o.warmup ? Number(o.warmup) : 1;
+  const microBatch = o.microBatch ? Number(o.microBatch) : undefined;
+  const rows: (ScoreRow & { peer: PeerRow | { error: string } | null; ratioTokensPerSecond: number | null })[] = [];
+  for (const preset of presets) {
+    for (const type of o.types) {
+      const r = await benchScore(preset, type, { backend: o.backend, storage: o.storage, ...shape, microBatch, steps, warmup, threads: o.threads });
+      rows.push({ ...r, peer: null, ratioTokensPerSecond: null });
+      console.log(
+        `score ${r.preset.padEnd(5)} ${r.type.padEnd(5)} ${r.arch} ${r.weights} on ${r.backend} (${r.device}) ${r.storage}  ${(r.parameters / 1e6).toFixed(0)}M params  ` +
+          `${r.steps} steps x ${r.batch}x${r.seq} (micro-batch ${r.microBatch}): ${fmt(r.tokensPerSecond, 1)} tokens/s, peak ${r.peakGiB === null ? "n/a" : `${r.peakGiB.toFixed(1)} GiB`}, ` +
+          `MFU ${pct(r.mfu)}; load ${r.loadSeconds.toFixed(1)} s; mean log p ${r.meanLogprob.toFixed(4)}`,
+      );
+    }
+  }
+  if (o.peer) {
+    const avail = peerAvailable(o.python);
+    if (!avail.ok) console.log(`peer unavailable (${o.python}: ${avail.why}); ours only`);
+    else {
+      const peers = new Map<string, PeerRow | { error: string }>();
+      // After all of ours, one at a time: both want the whole GPU.
+      for (const preset of presets) peers.set(preset, runPeer(o.python, preset, shape.batch, shape.seq, steps, warmup, "score"));
+      for (const r of rows) {
+        const p = peers.get(r.preset) ?? null;
+        r.peer = p;
+        r.ratioTokensPerSecond = p && !("error" in p) ? r.tokensPerSecond / p.tokensPerSecond : null;
+      }
+    }
+    console.log("\n| shape | base | ours tok/s | ours peak GiB | ours MFU | PyTorch tok/s | PyTorch peak GiB | PyTorch MFU | tok/s ratio |");
+    console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (const r of rows) {
+      const p = r.peer && !("error" in r.peer) ? r.peer : null;
+      console.log(
+        `| ${r.preset} ${r.batch}x${r.seq} | ${r.weights} | ${fmt(r.tokensPerSecond)} | ${fmt(r.peakGiB, 1)} | ${pct(r.mfu)} | ${p ? fmt(p.tokensPerSecond) : r.peer ? "error" : "-"} | ` +
+          `${p ? fmt(p.peakGiB, 1) : "-"} | ${p ? pct(p.mfu) : "-"} | ${r.ratioTokensPerSecond === null ? "-" : `${r.ratioTokensPerSecond.toFixed(2)}x`} |`,
+      );
+    }
+    console.log("tokens/s: every token of every sequence; MFU = tokens/s * 2 * N / 989e12 (forward only); PyTorch runs bf16 whatever our base type.");
+  }
+  if (o.json) {
+    await Bun.write(o.json, JSON.stringify({ options: { mode: "score", backend: o.backend, storage: o.storage ?? null, presets, types: o.types, ...shape, steps, warmup }, rows }, null, 2) + "\n");
+    console.log(`wrote ${o.json}`);
   }
 }
 
@@ -346,6 +484,7 @@ async function main(): Promise<void> {
       "checkpoint-activations": { type: "boolean", default: false },
       python: { type: "string", default: "python3" },
       json: { type: "string" },
+      score: { type: "boolean", default: false },
     },
   });
   const backend = args.backend as BackendChoice;
@@ -353,8 +492,8 @@ async function main(): Promise<void> {
   const storage = args.storage as StorageChoice | undefined;
   if (storage !== undefined && storage !== "dense" && storage !== "stored") throw new Error(`--storage dense|stored, got ${storage}`);
   const info = buildInfo();
-  // "auto" trains where the engine will: on a CUDA build with a device, the GPU.
-  const onGpu = backend === "cuda" || (backend === "auto" && info.backend === "cuda" && info.devices.length > 0);
+  // "auto" runs where the engine will: its CUDA backend when usable.
+  const onGpu = backend === "cuda" || (backend === "auto" && trainBackends().cudaUsable);
   const data = (args.data ?? (onGpu ? "random" : "sft")) as "random" | "sft";
   if (data !== "random" && data !== "sft") throw new Error(`--data random|sft, got ${data}`);
   const presets = (args.presets ?? (onGpu ? "0.5b,1.5b,7b" : "tiny,0.5b")).split(",").map((s) => s.trim() as SynthPreset);
@@ -362,6 +501,10 @@ async function main(): Promise<void> {
   for (const t of types) if (!TYPES.includes(t)) throw new Error(`--types: ${t} is not one of ${TYPES.join(", ")}`);
   const threads = args.threads ? Number(args.threads) : physicalCores();
   const python = args.python!;
+  if (args.score) {
+    if (args.data) throw new Error("--score scores random tokens; drop --data");
+    return scoreMain({ backend, storage, onGpu, presets: args.presets, types, shape: args["shape-config"], steps: args.steps, warmup: args.warmup, microBatch: args["micro-batch"], threads, peer: args.peer!, python, json: args.json });
+  }
   if (args.peer && data !== "random") throw new Error("--peer compares the random workload (the peer's); drop --data sft");
 
   interface Done {
