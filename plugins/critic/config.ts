@@ -9,7 +9,7 @@ export const CriticStageConfig = z.strictObject({
   drop: z.boolean().default(false),
   /** Records per batch (a commit point). */
   batch: z.number().int().min(1).default(64),
-  /** The forward that scores: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). */
-  scorer: z.enum(SCORER_CHOICES).default("auto"),
+  /** The forward that scores: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). Unset = auto: no default, so configs written before the option keep their stage hashes. */
+  scorer: z.enum(SCORER_CHOICES).optional(),
 });
 export type CriticStageConfig = z.output<typeof CriticStageConfig>;

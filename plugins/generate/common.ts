@@ -22,10 +22,10 @@ export interface StageModel extends OpenedModel {
    */
   batch<T>(fn: (w: { generator: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
   /**
-   * Picks the critic's scorer (model service scorer(); llama.cpp until this is called).
+   * Picks the critic's scorer (model service scorer(); undefined = auto; llama.cpp until this is called).
    * `needed` false (the critic is off) loads nothing and gives null.
    */
-  selectScorer(choice: ScorerChoice, needed: boolean): Promise<ScorerProvenance | null>;
+  selectScorer(choice: ScorerChoice | undefined, needed: boolean): Promise<ScorerProvenance | null>;
 }
 
 export async function stageModel(services: Services, input: AsyncIterable<ModelInfo> & { path?: string }, opts: { signal?: AbortSignal; log?: Logger }): Promise<StageModel> {

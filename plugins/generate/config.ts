@@ -36,8 +36,8 @@ const common = {
   pilot: z.string().min(1).optional(),
   /** Scale mode: accept a pilot made with a different model file (off: an error). */
   allowModelChange: z.boolean().default(false),
-  /** The critic's forward: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). */
-  scorer: z.enum(SCORER_CHOICES).default("auto"),
+  /** The critic's forward: auto = the training engine when its CUDA backend is usable, else llama.cpp (specs/training.md §14). Unset = auto: no default, so configs written before the option keep their stage hashes. */
+  scorer: z.enum(SCORER_CHOICES).optional(),
 };
 
 // ---------------------------------------------------------------- instructions
