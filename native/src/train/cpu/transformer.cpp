@@ -17,39 +17,6 @@
 
 namespace selftune::train {
 
-PackedBatch pack_micro_batch(const MicroBatch & b) {
-    PackedBatch p;
-    p.seq_start.push_back(0);
-    for (int32_t s = 0; s < b.n_seq; s++) {
-        const int32_t L = b.length[(size_t) s];
-        const size_t base = (size_t) s * (size_t) b.seq_len;
-        const int64_t row0 = p.n_rows;
-        for (int32_t j = 0; j < L; j++) {
-            p.tokens.push_back(b.tokens[base + (size_t) j]);
-            p.pos.push_back(j);
-            // Token j is predicted by row j-1 of the same sequence.
-            if (j > 0 && b.loss[base + (size_t) j]) {
-                p.loss_rows.push_back(row0 + j - 1);
-                p.loss_targets.push_back(b.tokens[base + (size_t) j]);
-            }
-        }
-        p.n_rows += L;
-        p.seq_start.push_back(p.n_rows);
-    }
-    return p;
-}
-
-PackedBatch pack_sequence(const std::vector<int32_t> & tokens, bool score_all) {
-    MicroBatch b;
-    b.n_seq = 1;
-    b.seq_len = (int32_t) tokens.size();
-    b.tokens = tokens;
-    b.length = {(int32_t) tokens.size()};
-    b.loss.assign(tokens.size(), score_all ? 1 : 0);
-    if (!b.loss.empty()) b.loss[0] = 0;
-    return pack_micro_batch(b);
-}
-
 template <typename T>
 static T round_f16(T x) {
     return (T) ggml_fp16_to_fp32(ggml_fp32_to_fp16((float) x));
@@ -264,6 +231,12 @@ void CpuTransformer<T>::forward(const PackedBatch & b, const T * lora, const Dro
 }
 
 template <typename T>
+void CpuTransformer<T>::gather_scored(const PackedBatch & b, int64_t c0, int64_t m, T * out) const {
+    const int64_t D = w_.config.n_embd;
+    for (int64_t j = 0; j < m; j++) std::copy_n(xnf_.data() + b.loss_rows[(size_t) (c0 + j)] * D, D, out + j * D);
+}
+
+template <typename T>
 double CpuTransformer<T>::head_forward(const PackedBatch & b, std::vector<double> * row_logprobs) {
     const int64_t D = w_.config.n_embd, V = w_.config.n_vocab;
     const int64_t M = (int64_t) b.loss_rows.size();
@@ -275,9 +248,7 @@ double CpuTransformer<T>::head_forward(const PackedBatch & b, std::vector<double
     std::vector<double> loss((size_t) M);
     for (int64_t c0 = 0; c0 < M; c0 += C) {
         const int64_t m = std::min(C, M - c0);
-        for (int64_t j = 0; j < m; j++) {
-            std::copy_n(xnf_.data() + b.loss_rows[(size_t) (c0 + j)] * D, D, hbuf.data() + j * D);
-        }
+        gather_scored(b, c0, m, hbuf.data());
         ops::matmul_forward<T>(pool_, logits.data(), hbuf.data(), Wout, nullptr, m, D, V);
         auto rows = [&](int64_t j0, int64_t j1) {
             std::vector<T> tmp;
@@ -307,9 +278,7 @@ void CpuTransformer<T>::head_backward(const PackedBatch & b, const double * weig
     std::vector<T> hbuf((size_t) (std::min(C, M) * D)), logits((size_t) (std::min(C, M) * V)), dh;
     for (int64_t c0 = 0; c0 < M; c0 += C) {
         const int64_t m = std::min(C, M - c0);
-        for (int64_t j = 0; j < m; j++) {
-            std::copy_n(xnf_.data() + b.loss_rows[(size_t) (c0 + j)] * D, D, hbuf.data() + j * D);
-        }
+        gather_scored(b, c0, m, hbuf.data());
         // The forward's product again, so the same logits bit for bit.
         ops::matmul_forward<T>(pool_, logits.data(), hbuf.data(), Wout, nullptr, m, D, V);
         auto rows = [&](int64_t j0, int64_t j1) {

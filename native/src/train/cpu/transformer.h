@@ -7,6 +7,7 @@
 #pragma once
 
 #include "train/batch.h"
+#include "train/packed_batch.h"
 #include "train/cpu/ops/rope.h"
 #include "train/dropout.h"
 #include "train/lora.h"
@@ -18,20 +19,6 @@
 #include <vector>
 
 namespace selftune::train {
-
-// Sequences back to back without padding: row r is token pos[r] of its sequence.
-struct PackedBatch {
-    int64_t n_rows = 0;
-    std::vector<int32_t> tokens, pos;
-    std::vector<int64_t> seq_start;   // n_seq + 1 row offsets
-    // Rows whose output is scored, and the token each is scored against.
-    std::vector<int64_t> loss_rows;
-    std::vector<int32_t> loss_targets;
-};
-
-PackedBatch pack_micro_batch(const MicroBatch & b);
-// One sequence, every position scored against the next token (for logits / log-probs).
-PackedBatch pack_sequence(const std::vector<int32_t> & tokens, bool score_all);
 
 template <typename T>
 class CpuTransformer {
@@ -90,6 +77,8 @@ class CpuTransformer {
     // Chunks of scored rows through the output matrix: -log p per row (and lse_rows_), or,
     // with weights, the gradient into dxnf.
     double head_forward(const PackedBatch & b, std::vector<double> * row_logprobs);
+    // Final-norm rows of scored rows c0 .. c0+m into out [m x D].
+    void gather_scored(const PackedBatch & b, int64_t c0, int64_t m, T * out) const;
     void head_backward(const PackedBatch & b, const double * weight, T * dxnf);
 
     const BaseWeights<T> & w_;

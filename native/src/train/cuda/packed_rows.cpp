@@ -1,6 +1,7 @@
 #include "train/cuda/packed_rows.h"
 
-#include <algorithm>
+#include "train/packed_batch.h"
+
 #include <climits>
 #include <stdexcept>
 
@@ -8,26 +9,17 @@ namespace selftune::train::cuda {
 
 PackedRows pack_rows(const MicroBatch & b) {
     if (b.n_tokens() > INT_MAX) throw std::invalid_argument("micro-batch: more rows than the CUDA backend indexes");
+    // The one packing every backend uses, narrowed to the 32-bit indices the kernels take.
+    const PackedBatch pb = pack_micro_batch(b);
     PackedRows p;
+    p.n_rows = pb.n_rows;
     p.n_seq = b.n_seq;
-    p.seq_start.push_back(0);
-    for (int32_t s = 0; s < b.n_seq; s++) {
-        const int32_t L = b.length[(size_t) s];
-        const size_t base = (size_t) s * (size_t) b.seq_len;
-        const int32_t row0 = (int32_t) p.n_rows;
-        for (int32_t j = 0; j < L; j++) {
-            p.tokens.push_back(b.tokens[base + (size_t) j]);
-            p.pos.push_back(j);
-            // Token j is predicted by row j-1 of the same sequence.
-            if (j > 0 && b.loss[base + (size_t) j]) {
-                p.loss_rows.push_back(row0 + j - 1);
-                p.targets.push_back(b.tokens[base + (size_t) j]);
-            }
-        }
-        p.n_rows += L;
-        p.max_len = std::max(p.max_len, L);
-        p.seq_start.push_back((int32_t) p.n_rows);
-    }
+    p.max_len = pb.max_len;
+    p.tokens = pb.tokens;
+    p.pos = pb.pos;
+    p.seq_start.assign(pb.seq_start.begin(), pb.seq_start.end());
+    p.loss_rows.assign(pb.loss_rows.begin(), pb.loss_rows.end());
+    p.targets = pb.loss_targets;
     return p;
 }
 

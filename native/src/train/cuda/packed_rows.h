@@ -1,6 +1,6 @@
-// A right-padded micro-batch packed into rows, sequences back to back, as the CPU reference
-// packs it (cpu/transformer.cpp pack_micro_batch): row r is token pos[r] of its sequence,
-// and the loss targets come out in batch order (sequence, then position).
+// train/packed_batch.h's packing with the 32-bit indices the kernels take: row r is token
+// pos[r] of its sequence, and the loss targets come out in batch order (sequence, then
+// position), exactly as on the CPU backend.
 #pragma once
 
 #include "train/batch.h"
