@@ -7,12 +7,15 @@
 //   session.train(data, opts)             the training loop (off the JS thread), with
 //                                         progress, cancellation, checkpoints, resume
 //   session.evaluate(data)                per-example response loss (no dropout)
+//   session.referenceLogprobs(pairs)      DPO's reference sums; train(pairs, {objective: "dpo"})
 //   session.saveAdapter(path)             llama.cpp's GGUF LoRA format
 //   lossMask(tokenizer, text, span)       the response-only mask from character offsets
 //
 // The tokenizer is the inference addon's (native/index.ts); training data reaches the
 // engine as token ids plus a 0/1 loss mask per token.
 
+import { decode, encode } from "@msgpack/msgpack";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { trainingAddon, withSignal, type Model } from "./index.ts";
 
 // ---- the raw bindings ----------------------------------------------------------------
@@ -35,6 +38,7 @@ interface TrainAddon {
   trainSaveAdapter(s: Handle, path: string, meta: Record<string, string>): Promise<void>;
   trainRun(s: Handle, data: TrainData, opts: object, onProgress?: (p: TrainProgress) => void, cancel?: NativeCancelSource): Promise<TrainResult>;
   trainEvaluate(s: Handle, data: TrainData, opts: object, cancel?: NativeCancelSource): Promise<EvalResult>;
+  trainReferenceLogprobs(s: Handle, data: TrainData, opts: object, cancel?: NativeCancelSource): Promise<Float64Array>;
   trainLogits(s: Handle, tokens: Int32Array, opts: object): Promise<Float32Array>;
   trainGreedy(s: Handle, prompt: Int32Array, opts: object, cancel?: NativeCancelSource): Promise<Int32Array>;
   trainSelfCheck(opts: object): Promise<SelfCheckResult[]>;
@@ -188,14 +192,49 @@ export interface TrainOptions {
   maxSteps?: number;
   /** Continue a run from its checkpoint (same data and configuration, checked). */
   resumeFrom?: string;
+  /**
+   * "sft" (default): token-mean cross-entropy. "dpo": preference pairs (packPairs: examples
+   * 2i chosen, 2i+1 rejected) against `reference`; the data plan then orders pairs, microBatch
+   * counts pairs, and the session's LoRA dropout is off (specs/training.md §15).
+   */
+  objective?: "sft" | "dpo";
+  /** dpo: default 0.1. */
+  beta?: number;
+  /** dpo: "sigmoid" (DPO, default) or "ipo" (on per-token mean log-probs). */
+  loss?: "sigmoid" | "ipo";
+  /** dpo: per-example summed target log-probs of the frozen starting policy (session.referenceLogprobs), in the run's identity. */
+  reference?: Float64Array;
+  /** Order the data as pairs (2i, 2i+1 together). Default: true for dpo, else false. */
+  pairs?: boolean;
   onProgress?: (p: TrainProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** DPO's per-step metrics, means over the step's pairs (TRL's names). */
+export interface DpoMetrics {
+  /** beta x (policy - reference) summed log-prob of the chosen responses (IPO: per-token means). */
+  "rewards/chosen": number;
+  "rewards/rejected": number;
+  /** chosen - rejected. */
+  "rewards/margins": number;
+  /** Fraction of pairs whose margin is > 0. */
+  "rewards/accuracies": number;
+}
+
+export interface ReferenceOptions {
+  /** Default true: the session's adapter (DPO after SFT); false: the bare base (the DPO-only baseline). */
+  useLora?: boolean;
+  /** Sequences per forward. Default 8. */
+  microBatch?: number;
+  /** Must equal training's maxLength (both score the same cut sequences). Default 1024. */
+  maxLength?: number;
   signal?: AbortSignal;
 }
 
 export interface StepRecord {
   step: number;
   epoch: number;
-  /** Mean over the step's loss tokens (NaN for a step without any). */
+  /** The objective's step loss: SFT the mean over its loss tokens, DPO the mean over its pairs (NaN for a step without any). */
   loss: number;
   lossTokens: number;
   tokens: number;
@@ -203,6 +242,8 @@ export interface StepRecord {
   /** Before clipping. */
   gradNorm: number;
   seconds: number;
+  /** The objective's extra values (DPO: DpoMetrics); absent for SFT. */
+  metrics?: Record<string, number>;
 }
 
 export interface TrainProgress extends StepRecord {
@@ -343,6 +384,17 @@ export class TrainSession {
   }
 
   /**
+   * DPO's reference: each example's summed target log-probs under the session as it is now
+   * (no dropout), by the engine's own forward. Call before training moves the parameters;
+   * pass the result as train({objective: "dpo", reference}).
+   */
+  referenceLogprobs(data: TrainData, opts: ReferenceOptions = {}): Promise<Float64Array> {
+    const s = this.live;
+    const { signal, ...rest } = opts;
+    return withSignal(signal, (cancel) => addon().trainReferenceLogprobs(s, data, rest, cancel));
+  }
+
+  /**
    * Logits of every position ([n x vocab]), or of the last one. llamaParity (parity tests
    * only): round where llama.cpp's CPU path rounds with flash attention off: q, k, v and
    * attention probabilities to f16 (its f16 KV cache), each matmul input to the type its
@@ -393,7 +445,7 @@ export interface TrainPlan {
 }
 
 /** The order training visits the data in (specs/training.md, "Data order"), without training. */
-export function planTraining(data: TrainData, opts: Pick<TrainOptions, "epochs" | "microBatch" | "gradAccum" | "bucketWindow" | "maxLength" | "dataSeed" | "maxSteps"> = {}): TrainPlan {
+export function planTraining(data: TrainData, opts: Pick<TrainOptions, "epochs" | "microBatch" | "gradAccum" | "bucketWindow" | "maxLength" | "dataSeed" | "maxSteps" | "pairs" | "objective"> = {}): TrainPlan {
   return addon().trainPlan(data, opts);
 }
 
@@ -445,6 +497,52 @@ export function packExamples(examples: TrainExample[]): TrainData {
     offsets[i + 1] = o;
   });
   return { tokens, loss, offsets };
+}
+
+/** Preference pairs as DPO's data: pair i becomes examples 2i (chosen) and 2i+1 (rejected). */
+export function packPairs(pairs: { chosen: TrainExample; rejected: TrainExample }[]): TrainData {
+  return packExamples(pairs.flatMap((p) => [p.chosen, p.rejected]));
+}
+
+// ---- the reference cache -----------------------------------------------------------------
+
+/** What a reference cache holds: the sums and the key they were computed under. */
+export interface ReferenceCache {
+  /** Whatever identifies the reference (data, model, adapter, useLora, maxLength): the caller's key. */
+  fingerprint: string;
+  sums: Float64Array;
+}
+
+const REFERENCE_CACHE_VERSION = 1;
+
+/**
+ * Writes the reference sums beside a run (MessagePack, atomically), so that a resumed run
+ * reuses them instead of recomputing them under a policy that has already moved. The sums
+ * travel as their little-endian bytes: msgpack has no float64-array type, and bytes keep
+ * every bit (a step-0 loss of exactly log 2 depends on it).
+ */
+export function writeReferenceCache(path: string, cache: ReferenceCache): void {
+  const le = new Uint8Array(cache.sums.length * 8);
+  const view = new DataView(le.buffer);
+  cache.sums.forEach((v, i) => view.setFloat64(i * 8, v, true));
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, encode({ version: REFERENCE_CACHE_VERSION, fingerprint: cache.fingerprint, count: cache.sums.length, sums: le }));
+  renameSync(tmp, path);
+}
+
+/** The cached sums when `path` holds a cache for `fingerprint`; null when absent or for another key. Throws on a damaged file. */
+export function readReferenceCache(path: string, fingerprint: string): Float64Array | null {
+  if (!existsSync(path)) return null;
+  const rec = decode(readFileSync(path)) as { version?: unknown; fingerprint?: unknown; count?: unknown; sums?: unknown };
+  if (rec?.version !== REFERENCE_CACHE_VERSION || typeof rec.fingerprint !== "string" || typeof rec.count !== "number" ||
+      !(rec.sums instanceof Uint8Array) || rec.sums.length !== rec.count * 8) {
+    throw new Error(`${path}: not a reference cache (version ${REFERENCE_CACHE_VERSION})`);
+  }
+  if (rec.fingerprint !== fingerprint) return null;
+  const view = new DataView(rec.sums.buffer, rec.sums.byteOffset, rec.sums.byteLength);
+  const sums = new Float64Array(rec.count);
+  for (let i = 0; i < rec.count; i++) sums[i] = view.getFloat64(i * 8, true);
+  return sums;
 }
 
 /** What lossMask needs of a tokenizer: the inference addon's Model (a vocabOnly load is enough). */

@@ -52,6 +52,14 @@ describe("gradient checks (double precision, central differences)", () => {
         expect(r.passed).toBe(true);
       }
     });
+    test(`${arch}: DPO (sigmoid) and IPO through the objective's own code: loss of two pairs vs its gradient`, () => {
+      for (const name of [`model.${arch}.dpo_grad`, `model.${arch}.ipo_grad`]) {
+        const r = find(name);
+        expect(r.checked).toBeGreaterThanOrEqual(400);
+        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.passed).toBe(true);
+      }
+    });
     test(`${arch}: a padded micro-batch equals its sequences one by one; float engine tracks the double one`, () => {
       expect(find(`model.${arch}.padding_invariance`).maxAbsErr).toBe(0);
       expect(find(`model.${arch}.float_vs_double`).passed).toBe(true);

@@ -22,6 +22,9 @@ struct MicroBatch {
     std::vector<int32_t> tokens;     // [n_seq x seq_len]
     std::vector<uint8_t> loss;       // [n_seq x seq_len]
     std::vector<int32_t> length;     // [n_seq], 1..seq_len real tokens
+    // Dataset index of each sequence, when it came from a DataPlan (objectives that look up
+    // per-example inputs, e.g. DPO's reference sums, need it; backends ignore it).
+    std::vector<int64_t> examples;
 
     int64_t n_loss() const {
         int64_t n = 0;

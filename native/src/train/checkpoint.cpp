@@ -11,7 +11,8 @@ namespace selftune::train {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'T', 'C', 'K', 'P', 'T', '0', '1'};
-constexpr uint32_t kVersion = 1;
+// 2: each history record carries its objective metrics (DPO's rewards); 1 is still read.
+constexpr uint32_t kVersion = 2;
 
 // Hash over the byte stream, in 8-byte words (tail bytes padded): cheap and order-aware.
 struct StreamHash {
@@ -89,6 +90,12 @@ void write_checkpoint(const std::string & path, const CheckpointState & s) {
         w.put<float>(r.lr);
         w.put<double>(r.grad_norm);
         w.put<double>(r.seconds);
+        w.put<int32_t>((int32_t) r.metrics.size());
+        for (const auto & [name, value] : r.metrics) {
+            w.put<int32_t>((int32_t) name.size());
+            w.raw(name.data(), name.size());
+            w.put<double>(value);
+        }
     }
     w.raw(s.params.data(), s.params.size() * sizeof(float));
     w.raw(s.m.data(), s.m.size() * sizeof(float));
@@ -123,7 +130,8 @@ CheckpointState read_checkpoint(const std::string & path) {
     r.pos = sizeof kMagic;
 
     CheckpointState s;
-    if (r.get<uint32_t>() != kVersion) throw std::runtime_error(path + ": unsupported checkpoint version");
+    const uint32_t version = r.get<uint32_t>();
+    if (version != 1 && version != kVersion) throw std::runtime_error(path + ": unsupported checkpoint version");
     s.fingerprint = r.get<uint64_t>();
     s.step = r.get<int64_t>();
     s.updates = r.get<int64_t>();
@@ -149,6 +157,15 @@ CheckpointState read_checkpoint(const std::string & path) {
         h.lr = r.get<float>();
         h.grad_norm = r.get<double>();
         h.seconds = r.get<double>();
+        const int32_t n_metrics = version >= 2 ? r.get<int32_t>() : 0;
+        if (n_metrics < 0 || n_metrics > 1024) throw std::runtime_error(path + ": bad checkpoint metrics");
+        for (int32_t k = 0; k < n_metrics; k++) {
+            const int32_t len = r.get<int32_t>();
+            if (len < 0 || len > 4096) throw std::runtime_error(path + ": bad checkpoint metric name");
+            std::string name((size_t) len, '\0');
+            r.raw(name.data(), (size_t) len);
+            h.metrics.push_back({std::move(name), r.get<double>()});
+        }
         s.history.push_back(h);
     }
     for (auto * v : {&s.params, &s.m, &s.v}) {

@@ -30,12 +30,22 @@ DataPlan::DataPlan(const Dataset & data, const PlanConfig & config) : data_(data
         if (data.length(i) < 1) throw std::invalid_argument("training data: example " + std::to_string(i) + " is empty");
         if (data.length(i) > config.max_length) n_truncated_++;
     }
+    if (config.pairs && data.size() % 2 != 0) {
+        throw std::invalid_argument("preference data must hold pairs (chosen 2i, rejected 2i+1): odd example count " +
+                                    std::to_string(data.size()));
+    }
     const int64_t eff = (int64_t) config.micro_batch * config.grad_accum;
-    steps_per_epoch_ = (data.size() + eff - 1) / eff;
+    steps_per_epoch_ = (n_units() + eff - 1) / eff;
+}
+
+int64_t DataPlan::unit_length(int64_t u) const {
+    auto len = [&](int64_t e) { return std::min<int64_t>(data_.length(e), config_.max_length); };
+    // A pair is padded to its longer member, so that is what bucketing should group by.
+    return config_.pairs ? std::max(len(2 * u), len(2 * u + 1)) : len(u);
 }
 
 std::vector<int64_t> DataPlan::epoch_steps_order(int32_t epoch, std::vector<int64_t> & step_start) const {
-    const int64_t n = data_.size();
+    const int64_t n = n_units();
     const int64_t eff = (int64_t) config_.micro_batch * config_.grad_accum;
     const RngKey key = RngKey(config_.seed).with(kStreamShuffle).with((uint64_t) epoch);
     std::vector<int64_t> perm((size_t) n);
@@ -43,7 +53,7 @@ std::vector<int64_t> DataPlan::epoch_steps_order(int32_t epoch, std::vector<int6
     // Fisher-Yates with counter-based draws.
     for (int64_t i = n - 1; i > 0; i--) std::swap(perm[(size_t) i], perm[(size_t) (key.bits((uint64_t) i) % (uint64_t) (i + 1))]);
 
-    auto len = [&](int64_t e) { return std::min<int64_t>(data_.length(e), config_.max_length); };
+    auto len = [&](int64_t u) { return unit_length(u); };
     std::vector<int64_t> order;
     order.reserve((size_t) n);
     step_start.clear();
@@ -80,11 +90,20 @@ std::vector<std::vector<int64_t>> DataPlan::step_batches(int64_t step) const {
     const int64_t k = step % steps_per_epoch_;
     std::vector<int64_t> ex(cached_order_.begin() + cached_step_start_[(size_t) k],
                             cached_order_.begin() + cached_step_start_[(size_t) k + 1]);
-    auto len = [&](int64_t e) { return std::min<int64_t>(data_.length(e), config_.max_length); };
-    std::stable_sort(ex.begin(), ex.end(), [&](int64_t a, int64_t b) { return len(a) < len(b); });
+    std::stable_sort(ex.begin(), ex.end(), [&](int64_t a, int64_t b) { return unit_length(a) < unit_length(b); });
     std::vector<std::vector<int64_t>> out;
     for (size_t i = 0; i < ex.size(); i += (size_t) config_.micro_batch) {
-        out.emplace_back(ex.begin() + (int64_t) i, ex.begin() + (int64_t) std::min(ex.size(), i + (size_t) config_.micro_batch));
+        const size_t end = std::min(ex.size(), i + (size_t) config_.micro_batch);
+        if (!config_.pairs) {
+            out.emplace_back(ex.begin() + (int64_t) i, ex.begin() + (int64_t) end);
+            continue;
+        }
+        std::vector<int64_t> mb;
+        for (size_t k = i; k < end; k++) {
+            mb.push_back(2 * ex[k]);
+            mb.push_back(2 * ex[k] + 1);
+        }
+        out.push_back(std::move(mb));
     }
     return out;
 }
@@ -92,6 +111,7 @@ std::vector<std::vector<int64_t>> DataPlan::step_batches(int64_t step) const {
 MicroBatch DataPlan::make_micro_batch(const std::vector<int64_t> & examples) const {
     MicroBatch b;
     b.n_seq = (int32_t) examples.size();
+    b.examples = examples;
     for (int64_t e : examples) b.seq_len = std::max<int32_t>(b.seq_len, (int32_t) std::min<int64_t>(data_.length(e), config_.max_length));
     b.tokens.assign((size_t) b.n_seq * b.seq_len, config_.pad_id);
     b.loss.assign((size_t) b.n_seq * b.seq_len, 0);

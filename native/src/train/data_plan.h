@@ -10,6 +10,11 @@
 //   3. inside a step, examples sorted by length are split into micro-batches of
 //      `micro_batch` (grad_accum of them per step; the epoch's last step may be short).
 // bucket_window = 1 turns cross-step bucketing off (plain shuffled batches).
+//
+// pairs: the data is preference pairs, examples 2i (chosen) and 2i+1 (rejected). Every rule
+// above then applies to pairs instead of examples (a pair's length is its longer member's,
+// micro_batch counts pairs), and a pair expands to its two examples, chosen first, side by
+// side in one micro-batch: DPO's loss couples the two, so they must share a forward/backward.
 #pragma once
 
 #include "train/batch.h"
@@ -38,6 +43,7 @@ struct PlanConfig {
     int32_t max_length = 1024;   // longer examples are cut to this many tokens (counted)
     int32_t pad_id = 0;          // any valid id: padded positions are never computed on
     uint64_t seed = 0;
+    bool pairs = false;          // preference pairs (2i chosen, 2i+1 rejected): units of pairs
 };
 
 class DataPlan {
@@ -54,6 +60,9 @@ class DataPlan {
     MicroBatch make_micro_batch(const std::vector<int64_t> & examples) const;
 
   private:
+    // A unit is what the plan orders: an example, or a pair of them.
+    int64_t n_units() const { return config_.pairs ? data_.size() / 2 : data_.size(); }
+    int64_t unit_length(int64_t u) const;
     std::vector<int64_t> epoch_steps_order(int32_t epoch, std::vector<int64_t> & step_start) const;
 
     const Dataset & data_;

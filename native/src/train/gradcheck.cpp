@@ -9,6 +9,7 @@
 #include "train/cpu/ops/rope.h"
 #include "train/cpu/ops/swiglu.h"
 #include "train/cpu/transformer.h"
+#include "train/objective.h"
 #include "train/rng.h"
 
 #include <algorithm>
@@ -294,6 +295,52 @@ MicroBatch tiny_batch(Rand & rnd, int32_t n_vocab) {
     return b;
 }
 
+// Two preference pairs in one micro-batch, as a pairs DataPlan lays them out (chosen, then
+// rejected): examples 4,5 and 0,1, lengths 7,5 and 6,4, the prompt tokens not targets.
+MicroBatch tiny_pair_batch(Rand & rnd, int32_t n_vocab) {
+    MicroBatch b;
+    b.n_seq = 4;
+    b.seq_len = 7;
+    b.length = {7, 5, 6, 4};
+    b.examples = {4, 5, 0, 1};
+    b.tokens.resize(28);
+    for (auto & t : b.tokens) t = (int32_t) (rnd.uniform() * n_vocab) % n_vocab;
+    b.loss = {0, 0, 0, 1, 1, 1, 1,
+              0, 0, 0, 1, 1, 0, 0,
+              0, 0, 1, 1, 1, 1, 0,
+              0, 0, 1, 1, 0, 0, 0};
+    return b;
+}
+
+// DPO's whole chain, the objective's own code included: the loss of the pair batch as a
+// function of the LoRA parameters, against the gradient backward() makes from the weights
+// the objective hands it. The reference sums are random, so h is far from 0 and the
+// sigmoid and IPO derivatives are exercised away from their symmetric points.
+CheckResult check_dpo(const std::string & name, CpuTransformer<double> & model, Vec & theta, const LoraLayout & layout,
+                      const MicroBatch & mb, Rand & rnd, const DpoConfig & config) {
+    const PackedBatch pb = pack_micro_batch(mb);
+    std::vector<double> reference = rnd.normals(6, 3.0);
+    for (auto & r : reference) r -= 8.0;
+    DpoObjective objective(reference, config);
+    const DropoutSpec none;
+    auto loss_and_weights = [&](std::vector<double> * weight) {
+        std::vector<double> lp, w;
+        model.forward_logp(pb, theta.data(), none, &lp, weight != nullptr);
+        objective.begin_step({mb});
+        const double l = objective.micro_loss(0, mb, lp, w);
+        objective.end_step();
+        if (weight) *weight = w;
+        return l;
+    };
+    std::vector<double> w;
+    loss_and_weights(&w);
+    Vec g((size_t) layout.n_params, 0.0);
+    model.backward(w.data(), g.data());
+    Checker ch(name, 1e-5, 1e-7);
+    ch.check(theta, g, [&] { return loss_and_weights(nullptr); }, 1e-5, 400);
+    return ch.done();
+}
+
 }  // namespace
 
 std::vector<CheckResult> check_model(uint64_t seed) {
@@ -343,6 +390,16 @@ std::vector<CheckResult> check_model(uint64_t seed) {
                 Checker cw(std::string("model.") + arch + (p > 0 ? ".dropout" : "") + ".weighted_logp_grad", 1e-5, 1e-7);
                 cw.check(theta, gw, fw, 1e-5, 400);
                 out.push_back(cw.done());
+            }
+
+            // DPO (dropout off, as DPO trains): sigmoid and IPO through the objective's code.
+            if (p == 0.0f) {
+                const MicroBatch pairs = tiny_pair_batch(rnd, c.n_vocab);
+                DpoConfig dc;
+                dc.beta = 0.5;   // larger than the default 0.1: a curvier loss, a sharper check
+                out.push_back(check_dpo(std::string("model.") + arch + ".dpo_grad", model, theta, layout, pairs, rnd, dc));
+                dc.loss = DpoLoss::ipo;
+                out.push_back(check_dpo(std::string("model.") + arch + ".ipo_grad", model, theta, layout, pairs, rnd, dc));
             }
 
             // Padding invariance: the same sequences one at a time give the same summed loss

@@ -8,6 +8,7 @@
 #include "train/adapter_io.h"
 #include "train/backend.h"
 #include "train/gradcheck.h"
+#include "train/reference.h"
 #include "train/trainer.h"
 #include "train/weights.h"
 
@@ -160,6 +161,11 @@ Napi::Object record_to_js(Napi::Env env, const StepRecord & r) {
     o.Set("lr", (double) r.lr);
     o.Set("gradNorm", r.grad_norm);
     o.Set("seconds", r.seconds);
+    if (!r.metrics.empty()) {
+        Napi::Object m = Napi::Object::New(env);
+        for (const auto & [name, value] : r.metrics) m.Set(name, value);
+        o.Set("metrics", m);
+    }
     return o;
 }
 
@@ -370,6 +376,7 @@ TrainConfig train_config_from_js(const Napi::Object & o) {
     c.plan.max_length = (int32_t) opt_int(o, "maxLength", 1024, 2, 1 << 20);
     c.plan.pad_id = (int32_t) opt_int(o, "padId", 0, 0, INT32_MAX);
     c.plan.seed = (uint64_t) opt_int(o, "dataSeed", 0, 0, INT64_MAX);
+    c.plan.pairs = opt_bool(o, "pairs", opt_string(o, "objective", "sft") == "dpo");
     c.seed = (uint64_t) opt_int(o, "seed", 0, 0, INT64_MAX);
     c.schedule.lr = (float) opt_number(o, "lr", 2e-4);
     c.schedule.min_lr_ratio = (float) opt_number(o, "minLrRatio", 0.0);
@@ -394,6 +401,43 @@ TrainConfig train_config_from_js(const Napi::Object & o) {
     return c;
 }
 
+// {objective: "sft" | "dpo", beta, loss: "sigmoid" | "ipo", reference: Float64Array} -> the
+// objective, made on the job's thread; null for SFT.
+std::shared_ptr<DpoObjective> dpo_from_js(const Napi::Object & o, const TrainConfig & cfg, const Dataset & data) {
+    Napi::Env env = o.Env();
+    const std::string objective = opt_string(o, "objective", "sft");
+    if (objective == "sft") {
+        for (const char * k : {"beta", "loss", "reference"}) {
+            if (o.Has(k) && !o.Get(k).IsUndefined()) {
+                throw Napi::TypeError::New(env, std::string("option ") + k + " applies only to objective dpo");
+            }
+        }
+        return nullptr;
+    }
+    if (objective != "dpo") throw Napi::RangeError::New(env, "option objective must be sft or dpo");
+    if (!cfg.plan.pairs) throw Napi::RangeError::New(env, "objective dpo needs pairs (do not pass pairs: false)");
+    DpoConfig dc;
+    dc.beta = opt_number(o, "beta", 0.1);
+    if (!(dc.beta > 0) || !std::isfinite(dc.beta)) throw Napi::RangeError::New(env, "option beta must be > 0");
+    const std::string loss = opt_string(o, "loss", "sigmoid");
+    if (loss != "sigmoid" && loss != "ipo") throw Napi::RangeError::New(env, "option loss must be sigmoid or ipo");
+    dc.loss = loss == "ipo" ? DpoLoss::ipo : DpoLoss::sigmoid;
+    Napi::Value rv = o.Get("reference");
+    if (!rv.IsTypedArray() || rv.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+        throw Napi::TypeError::New(env, "objective dpo needs option reference: a Float64Array (session.referenceLogprobs)");
+    }
+    Napi::Float64Array r = rv.As<Napi::Float64Array>();
+    if ((int64_t) r.ElementLength() != data.size()) {
+        throw Napi::RangeError::New(env, "option reference has " + std::to_string(r.ElementLength()) +
+                                             " values for " + std::to_string(data.size()) + " examples");
+    }
+    try {
+        return std::make_shared<DpoObjective>(std::vector<double>(r.Data(), r.Data() + r.ElementLength()), dc);
+    } catch (const std::exception & e) {
+        throw Napi::RangeError::New(env, e.what());
+    }
+}
+
 // trainRun(session, data, config, onProgress?, cancel?) -> Promise<result>
 Napi::Value run_training(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -402,11 +446,13 @@ Napi::Value run_training(const Napi::CallbackInfo & info) {
     Napi::Object o = opt_object(info[2], "training options");
     const TrainConfig cfg = train_config_from_js(o);
     const std::string resume = opt_string(o, "resumeFrom", "");
+    std::shared_ptr<DpoObjective> dpo = dpo_from_js(o, cfg, *data);
     CancelFlag cancel = CancelSource::from_value(info[4]);
 
-    return run_job(env, "selftune.trainRun", info[3], cancel, [s, data, cfg, resume](JobContext & job) -> Finish {
+    return run_job(env, "selftune.trainRun", info[3], cancel, [s, data, cfg, resume, dpo](JobContext & job) -> Finish {
         std::lock_guard<std::mutex> lk(s->mutex);
-        TokenMeanCrossEntropy objective;
+        TokenMeanCrossEntropy sft;
+        Objective & objective = dpo ? (Objective &) *dpo : (Objective &) sft;
         Trainer trainer(*s->backend, objective, *data, cfg);
         if (!resume.empty()) trainer.resume(resume);
         const int64_t truncated = trainer.plan().n_truncated();
@@ -534,6 +580,30 @@ Napi::Value evaluate(const Napi::CallbackInfo & info) {
     });
 }
 
+// trainReferenceLogprobs(session, data, {useLora, microBatch, maxLength}, cancel?) -> Promise<Float64Array>
+// DPO's reference: per-example summed target log-probs under the session as it is now.
+Napi::Value reference_logprobs(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    auto s = session_of(info[0]);
+    auto data = std::make_shared<Dataset>(dataset_from_js(info[1], s->backend->model_config().n_vocab));
+    Napi::Object o = opt_object(info[2], "reference options");
+    ReferenceOptions ro;
+    ro.use_lora = opt_bool(o, "useLora", true);
+    ro.micro_batch = (int32_t) opt_int(o, "microBatch", 8, 1, 65536);
+    ro.max_length = (int32_t) opt_int(o, "maxLength", 1024, 2, 1 << 20);
+    CancelFlag cancel = CancelSource::from_value(info[3]);
+    return run_job(env, "selftune.trainReferenceLogprobs", env.Undefined(), cancel, [s, data, ro](JobContext & job) -> Finish {
+        std::lock_guard<std::mutex> lk(s->mutex);
+        auto sums = std::make_shared<std::vector<double>>(
+            reference_logp_sums(*s->backend, *data, ro, [&job] { job.check_cancelled(); }));
+        return [sums](Napi::Env env) -> Napi::Value {
+            Napi::Float64Array a = Napi::Float64Array::New(env, sums->size());
+            std::copy(sums->begin(), sums->end(), a.Data());
+            return a;
+        };
+    });
+}
+
 // trainLogits(session, tokens, {useLora, lastOnly}) -> Promise<Float32Array>
 Napi::Value logits(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -594,7 +664,7 @@ Napi::Value greedy(const Napi::CallbackInfo & info) {
     });
 }
 
-// trainPlan(data, {epochs, microBatch, gradAccum, bucketWindow, maxLength, dataSeed, maxSteps})
+// trainPlan(data, {epochs, microBatch, gradAccum, bucketWindow, maxLength, dataSeed, maxSteps, pairs})
 //   -> {stepsPerEpoch, totalSteps, truncated, steps: number[][][]}: the example indices of every
 // micro-batch of every step, as training would visit them (inspection and tests).
 Napi::Value plan_preview(const Napi::CallbackInfo & info) {
@@ -682,6 +752,7 @@ void register_train(Napi::Env env, Napi::Object exports) {
     fn("trainSaveAdapter", guarded<save_adapter>);
     fn("trainRun", guarded<run_training>);
     fn("trainEvaluate", guarded<evaluate>);
+    fn("trainReferenceLogprobs", guarded<reference_logprobs>);
     fn("trainLogits", guarded<logits>);
     fn("trainGreedy", guarded<greedy>);
     fn("trainSelfCheck", guarded<self_check>);

@@ -53,6 +53,8 @@ Trainer::Trainer(Backend & backend, Objective & objective, const Dataset & data,
                        (uint64_t) m.n_embd, (uint64_t) m.n_layer, (uint64_t) m.n_ff, (uint64_t) total_steps_, objective_.fingerprint()}) {
         h = hash_combine(h, v);
     }
+    // Only when set, so that runs from before the flag keep their fingerprints (checkpoints).
+    if (p.pairs) h = hash_combine(h, mix64(0x5061697273));   // "Pairs"
     fingerprint_ = h;
 }
 
@@ -100,7 +102,7 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
     res.total_steps = total_steps_;
     const double t0 = now_seconds();
     int64_t call_tokens = 0, call_steps = 0;
-    const float dropout = backend_.layout().config.dropout;
+    const float dropout = objective_.uses_dropout() ? backend_.layout().config.dropout : 0.0f;
     auto checkpoint = [&] {
         if (config_.checkpoint_path.empty()) return;
         save_checkpoint(config_.checkpoint_path);
@@ -139,9 +141,10 @@ TrainResult Trainer::run(const std::function<void(const TrainProgress &)> & on_s
                 fo.dropout.key = RngKey(config_.seed).with(kStreamDropout).with((uint64_t) step_).with((uint64_t) i);
                 const ForwardResult r = backend_.forward(mbs[i], fo, logp);
                 rec.tokens += r.n_tokens;
-                if (r.n_targets == 0) continue;
+                // A micro-batch without targets still has a loss share (a DPO pair whose
+                // responses were cut away scores log 2) but nothing to back-propagate.
                 loss += objective_.micro_loss(i, mbs[i], logp, weight);
-                backend_.backward(weight);
+                if (r.n_targets > 0) backend_.backward(weight);
             }
             if (!aborted) {
                 rec.loss = loss;

@@ -33,7 +33,8 @@ struct TrainConfig {
 struct StepRecord {
     int64_t step = 0;          // 0-based optimizer step
     int32_t epoch = 0;
-    double loss = 0;           // mean over the step's loss targets (NaN when it had none)
+    double loss = 0;           // the objective's step loss: SFT the mean over its loss targets,
+                               // DPO the mean over its pairs (NaN when it had nothing to learn)
     int64_t loss_tokens = 0;
     int64_t tokens = 0;        // real tokens processed in the step
     float lr = 0;
