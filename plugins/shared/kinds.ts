@@ -160,6 +160,46 @@ export const SftExample = z.strictObject({
 export type SftExample = z.output<typeof SftExample>;
 export const SftExampleKind = defineKind("sft-example", SftExample);
 
+// ---------------------------------------------------------------- preference-pair
+
+/** Where a pair came from (SPEC §7). */
+export const PairSource = z.enum(["best-of-n", "synthetic"]);
+/** The five kinds of synthetic negative (SPEC §7's default mix: 30/25/20/15/10 %). */
+export const NegativeKind = z.enum(["refusal", "format-violation", "incorrect", "off-topic", "verbose"]);
+
+/**
+ * One preference pair (stage 7's `pairs.jsonl`): for the instruction, `chosen` is the better
+ * response and `rejected` the worse. Trained on as `trainingText(instruction, response)`
+ * sequences with the loss on the response (specs/training.md §15).
+ */
+export const PreferencePair = z.strictObject({
+  id,
+  /** The `instruction` record both responses answer. */
+  instructionId: id,
+  instruction: z.string().min(1).regex(/^[^\r\n]*$/, "one line"),
+  chosen: z.string().min(1),
+  rejected: z.string().min(1),
+  source: PairSource,
+  /** Ids of the responses (sft-example ids, or generated ones' ids); null for a deterministic edit. */
+  chosenId: z.string().nullable(),
+  rejectedId: z.string().nullable(),
+  /** synthetic: the negative's kind; best-of-n: null. */
+  negativeKind: NegativeKind.nullable(),
+  /** The pair critic's margins (log p(A) - log p(B), chosen in the first slot) of each response; null where none was judged. */
+  chosenMargin: finite.nullable(),
+  rejectedMargin: finite.nullable(),
+  /** chosenMargin - rejectedMargin; null unless both were judged. */
+  marginGap: finite.nullable(),
+  /** Tokens of each response (tokenized alone, no BOS): DPO rewards length, so QC reports the difference. */
+  chosenTokens: count,
+  rejectedTokens: count,
+  /** Seed of the call that made the rejected (or both) responses; null for deterministic edits. */
+  seed: z.number().int().nullable(),
+}).refine((r) => r.chosen !== r.rejected, { message: "chosen and rejected must differ" })
+  .refine((r) => (r.source === "synthetic") === (r.negativeKind !== null), { message: "negativeKind is set exactly for synthetic pairs" });
+export type PreferencePair = z.output<typeof PreferencePair>;
+export const PreferencePairKind = defineKind("preference-pair", PreferencePair);
+
 // ---------------------------------------------------------------- qc-report
 
 const Rate = z.strictObject({ count, total: count, /** count / total; null when total is 0. */ rate: fraction.nullable() });
