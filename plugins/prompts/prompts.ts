@@ -174,13 +174,16 @@ export interface TrainingText {
  * The SFT text (SPEC §6) and the character span the loss covers: everything
  * after `Response:`, i.e. the space, the response, the newline and `END`. The
  * mask is made from these offsets, never by searching for the template in token
- * space. Refuses text that would corrupt the format.
+ * space. Refuses text that would corrupt the format; `allowDelimiters` admits
+ * delimiters in the response (only for the rejected side of a preference pair).
  */
-export function trainingText(instruction: string, response: string): TrainingText {
+export function trainingText(instruction: string, response: string, opts: { allowDelimiters?: boolean } = {}): TrainingText {
   assertInstruction(instruction);
   if (response.trim() === "") throw new PromptError("training response is empty");
   if (response !== response.trim()) throw new PromptError(`training response has leading or trailing whitespace: ${JSON.stringify(response.slice(0, 80))}`);
-  const leak = findLeakage(response);
+  // A preference pair's rejected side may run on into a new turn on purpose (a
+  // format-violation negative): DPO must see the delimiter to learn not to write it.
+  const leak = opts.allowDelimiters ? [] : findLeakage(response);
   if (leak.length) throw new PromptError(`training response contains the delimiter ${leak.map((d) => JSON.stringify(d)).join(", ")}`);
   // The last line of the contamination guard: chat markup never becomes training text.
   const markup = findChatMarkup(instruction) ?? findChatMarkup(response);

@@ -1,10 +1,12 @@
 // TextGenerator bound to the addon's batched generator (native/generate.ts).
-import { generate, type Context, type Model } from "../../native/index.ts";
+import { generate, type AdapterUse, type Context, type Model } from "../../native/index.ts";
 import type { GenerateOptions, GenerationRequest, GenerationResult, TextGenerator } from "./generation.ts";
 
 export interface NativeGeneratorOptions {
   /** Common prompt prefixes shorter than this are recomputed rather than shared (default 16). */
   minSharedPrefix?: number;
+  /** LoRA adapters applied to every call of this generator (e.g. the SFT model = base + its adapter). */
+  adapters?: AdapterUse[];
 }
 
 export function nativeGenerator(target: Model | Context, options: NativeGeneratorOptions = {}): TextGenerator {
@@ -17,6 +19,7 @@ export function nativeGenerator(target: Model | Context, options: NativeGenerato
         {
           signal: opts.signal,
           ...(options.minSharedPrefix !== undefined && { minSharedPrefix: options.minSharedPrefix }),
+          ...(options.adapters?.length && { adapters: options.adapters }),
           onProgress: opts.onProgress ? (p) => opts.onProgress!(p.done, p.total) : undefined,
         },
       );

@@ -10,7 +10,7 @@ import { cli, tempDir, writeConfig } from "../helpers.ts";
 describe("prompts plugin", () => {
   test("records every format and pool, pinned by hash", () => {
     const specs = promptSpecs();
-    expect(specs.map((s) => s.name)).toEqual(["response", "instruction-list", "instruction-critic", "pair-critic", "training", "pool:response", "pool:seed-tasks", "pool:critic-examples"]);
+    expect(specs.map((s) => s.name)).toEqual(["response", "instruction-list", "instruction-critic", "pair-critic", "training", "refusal-negative", "incorrect-negative", "pool:response", "pool:seed-tasks", "pool:negatives", "pool:critic-examples"]);
     for (const s of specs) expect(PromptSpec.parse(s)).toEqual(s);
     expect(promptSpecs()).toEqual(specs);
     expect(promptFormatsSha256()).toMatch(/^[0-9a-f]{64}$/);
@@ -23,7 +23,7 @@ describe("prompts plugin", () => {
     const r = await cli(["run", cfg, "--run-dir", join(dir, "run")]);
     expect(r.exitCode).toBe(0);
     const lines = readFileSync(join(dir, "run/prompts/formats.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    expect(lines).toHaveLength(8);
+    expect(lines).toHaveLength(11);
     expect(lines[0].version).toBe(PROMPT_FORMAT_VERSION);
     const m = JSON.parse(readFileSync(join(dir, "run/manifest.json"), "utf8"));
     expect(m.stages.prompts.pluginVersion).toBe(PROMPT_FORMAT_VERSION);
