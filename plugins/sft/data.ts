@@ -22,33 +22,63 @@ export interface PreparedData {
   lossTokens: number;
 }
 
+type Tok = Pick<Model, "tokenize" | "tokenBytes" | "info">;
+
+export function specialTokens(tok: Tok): Set<number> {
+  return new Set(tok.info.specialTokenIds);
+}
+
+/**
+ * One training sequence: `trainingText(instruction, response)` tokenized whole, the loss on the
+ * response's tokens only (by byte offsets), refused when a special token slipped in or no
+ * response token is left to train on. `what` names the record in errors.
+ */
+export function encodeTrainingText(tok: Tok, special: Set<number>, what: string, instruction: string, response: string): { text: string; ex: TrainExample } {
+  let t;
+  try {
+    t = trainingText(instruction, response);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
+  const m = lossMask(tok, t.text, t.lossBytes);
+  const hit = m.tokens.find((id) => special.has(id));
+  if (hit !== undefined) throw new Error(`${what}: training text contains the special token ${hit} (contamination guard)`);
+  if (!m.loss.some((x) => x)) throw new Error(`${what}: no response token to train on`);
+  return { text: t.text, ex: { tokens: m.tokens, loss: m.loss } };
+}
+
+/** sha256 over the token ids, loss masks and boundaries the engine trains on. */
+export function trainDataSha256(data: TrainData): string {
+  const h = createHash("sha256");
+  h.update(new Uint8Array(data.tokens.buffer, data.tokens.byteOffset, data.tokens.byteLength));
+  h.update(data.loss);
+  h.update(new Uint8Array(data.offsets.buffer, data.offsets.byteOffset, data.offsets.byteLength));
+  return h.digest("hex");
+}
+
+export function lossTokenCount(data: TrainData): number {
+  let n = 0;
+  for (const x of data.loss) n += x;
+  return n;
+}
+
 /** Seeded, order-independent choice: sort by sha256(seed:id). */
-function heldOutChoice(ids: string[], n: number, seed: number): Set<string> {
+export function heldOutChoice(ids: string[], n: number, seed: number): Set<string> {
   const key = (id: string) => createHash("sha256").update(`${seed}:${id}`).digest("hex");
   return new Set([...ids].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).slice(0, n));
 }
 
-export function prepareSftData(records: SftExample[], tok: Pick<Model, "tokenize" | "tokenBytes" | "info">, opts: { heldOut: number; seed: number }): PreparedData {
+export function prepareSftData(records: SftExample[], tok: Tok, opts: { heldOut: number; seed: number }): PreparedData {
   const skipped: Record<string, number> = {};
   const usable: { rec: SftExample; text: string; ex: TrainExample }[] = [];
-  const special = new Set(tok.info.specialTokenIds);
+  const special = specialTokens(tok);
   for (const rec of records) {
     const reasons = untrainableReasons(rec);
     if (reasons.length) {
       for (const r of reasons) skipped[r] = (skipped[r] ?? 0) + 1;
       continue;
     }
-    let t;
-    try {
-      t = trainingText(rec.instruction, rec.response);
-    } catch (e) {
-      throw new Error(`sft-example ${rec.id}: ${(e as Error).message}`);
-    }
-    const m = lossMask(tok, t.text, t.lossBytes);
-    const hit = m.tokens.find((id) => special.has(id));
-    if (hit !== undefined) throw new Error(`sft-example ${rec.id}: training text contains the special token ${hit} (contamination guard)`);
-    if (!m.loss.some((x) => x)) throw new Error(`sft-example ${rec.id}: no response token to train on`);
-    usable.push({ rec, text: t.text, ex: { tokens: m.tokens, loss: m.loss } });
+    usable.push({ rec, ...encodeTrainingText(tok, special, `sft-example ${rec.id}`, rec.instruction, rec.response) });
   }
   if (usable.length === 0) throw new Error(`no trainable sft-example records (of ${records.length}; skipped: ${JSON.stringify(skipped)})`);
   if (opts.heldOut >= usable.length) throw new Error(`heldOut ${opts.heldOut} leaves nothing to train on (${usable.length} trainable records)`);
@@ -59,12 +89,6 @@ export function prepareSftData(records: SftExample[], tok: Pick<Model, "tokenize
   const textHash = createHash("sha256");
   for (const u of train) textHash.update(JSON.stringify([u.rec.id, u.text]) + "\n");
   const data = packExamples(train.map((u) => u.ex));
-  const tokHash = createHash("sha256");
-  tokHash.update(new Uint8Array(data.tokens.buffer, data.tokens.byteOffset, data.tokens.byteLength));
-  tokHash.update(data.loss);
-  tokHash.update(new Uint8Array(data.offsets.buffer, data.offsets.byteOffset, data.offsets.byteLength));
-  let lossTokens = 0;
-  for (const x of data.loss) lossTokens += x;
   return {
     records: records.length,
     train: data,
@@ -73,8 +97,8 @@ export function prepareSftData(records: SftExample[], tok: Pick<Model, "tokenize
     heldOutIds: test.map((u) => u.rec.id),
     skipped,
     textSha256: textHash.digest("hex"),
-    tokensSha256: tokHash.digest("hex"),
+    tokensSha256: trainDataSha256(data),
     tokens: data.tokens.length,
-    lossTokens,
+    lossTokens: lossTokenCount(data),
   };
 }

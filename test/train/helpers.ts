@@ -64,3 +64,25 @@ export function bitEqual(a: Float32Array, b: Float32Array): boolean {
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
 }
+
+const PAIR_WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "candle", "forest", "rocket", "garden", "mirror"];
+const HELD_PAIR_WORDS = ["bridge", "silver", "window", "ocean", "pencil", "castle", "meadow", "thunder", "violet", "saddle", "harbor", "copper"];
+
+/**
+ * Preference pairs that differ systematically (issue 11 item 6): the chosen response opens
+ * with "Sure." before the answer, the rejected one is the bare answer. `heldOut`: instructions
+ * and answers disjoint from the training ones (other words, larger numbers).
+ */
+export function patternPairs(n: number, heldOut = false): { instruction: string; chosen: string; rejected: string }[] {
+  const words = heldOut ? HELD_PAIR_WORDS : PAIR_WORDS;
+  return Array.from({ length: n }, (_, k) => {
+    const i = (heldOut ? 200 : 0) + k, w = words[k % words.length]!, a = (i * 7) % 10 + 10 * Math.floor(i / 10), b = (i * 3 + 1) % 10;
+    const [instruction, answer] = [
+      [`What is ${a} plus ${b}?`, `${a + b}`],
+      [`Repeat the word ${w}.`, w],
+      [`Write the word ${w} in capitals.`, w.toUpperCase()],
+      [`Say hello to ${w}.`, `Hello, ${w}!`],
+    ][i % 4]!;
+    return { instruction: instruction!, chosen: `Sure. ${answer}`, rejected: answer! };
+  });
+}
