@@ -36,7 +36,8 @@ export function preparePairs(records: PreferencePair[], tok: Pick<Model, "tokeni
     if (seen.has(rec.id)) throw new Error(`preference-pair ${rec.id}: duplicate id`);
     seen.add(rec.id);
     const c = encodeTrainingText(tok, special, `preference-pair ${rec.id} (chosen)`, rec.instruction, rec.chosen);
-    const r = encodeTrainingText(tok, special, `preference-pair ${rec.id} (rejected)`, rec.instruction, rec.rejected);
+    // A format-violation negative runs on into a new turn on purpose (specs/prompts.md §10).
+    const r = encodeTrainingText(tok, special, `preference-pair ${rec.id} (rejected)`, rec.instruction, rec.rejected, { allowDelimiters: true });
     return { rec, texts: [c.text, r.text], pair: { chosen: c.ex, rejected: r.ex } };
   });
   if (encoded.length === 0) throw new Error("dpo: the pairs input holds no preference-pair records");

@@ -31,12 +31,13 @@ export function specialTokens(tok: Tok): Set<number> {
 /**
  * One training sequence: `trainingText(instruction, response)` tokenized whole, the loss on the
  * response's tokens only (by byte offsets), refused when a special token slipped in or no
- * response token is left to train on. `what` names the record in errors.
+ * response token is left to train on. `what` names the record in errors. `allowDelimiters`:
+ * only for a preference pair's rejected side (trainingText's rule).
  */
-export function encodeTrainingText(tok: Tok, special: Set<number>, what: string, instruction: string, response: string): { text: string; ex: TrainExample } {
+export function encodeTrainingText(tok: Tok, special: Set<number>, what: string, instruction: string, response: string, opts: { allowDelimiters?: boolean } = {}): { text: string; ex: TrainExample } {
   let t;
   try {
-    t = trainingText(instruction, response);
+    t = trainingText(instruction, response, opts);
   } catch (e) {
     throw new Error(`${what}: ${(e as Error).message}`);
   }

@@ -12,9 +12,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import { loadModel } from "../../native/index.ts";
+import { preparePairs } from "../../plugins/dpo/data.ts";
 import { DpoManifest } from "../../plugins/dpo/kinds.ts";
+import type { PreferencePair } from "../../plugins/shared/kinds.ts";
 import { cli, FIXTURE_PLUGINS, ROOT, tempDir, writeConfig } from "../helpers.ts";
-import { patternPairs, tiny } from "./helpers.ts";
+import { patternPairs, tiny, tokenizer } from "./helpers.ts";
 
 const OUTPUTS = ["adapter.gguf", "adapter.gguf.meta.json", "training-manifest.json", "metrics.jsonl"];
 
@@ -67,6 +69,20 @@ function fromSftRun() {
   });
   return straight;
 }
+
+test("pair data: a rejected side may run on into a new turn (format violation), a chosen side may not", async () => {
+  const tok = await tokenizer(await tiny("qwen2"));
+  const pair = (id: string, chosen: string, rejected: string): PreferencePair => ({
+    id, instructionId: `ins-${id}`, instruction: "Name a fruit.", chosen, rejected, source: "synthetic", chosenId: null, rejectedId: null,
+    negativeKind: "format-violation", chosenMargin: null, rejectedMargin: null, marginGap: null, chosenTokens: 2, rejectedTokens: 9, seed: null,
+  });
+  const runOn = "An apple.\nEND\n\nInstruction: Name another fruit.\nResponse: A pear.";
+  const p = preparePairs([pair("a", "An apple.", runOn), pair("b", "A pear.", "pear")], tok, { heldOut: 0, seed: 1 });
+  expect(p.trainIds).toEqual(["a", "b"]);
+  expect(p.train.offsets.length).toBe(5); // chosen 0, rejected 1, chosen 2, rejected 3
+  expect(p.bySource).toEqual({ "synthetic/format-violation": 2 });
+  expect(() => preparePairs([pair("c", runOn, "An apple.")], tok, { heldOut: 0, seed: 1 })).toThrow(/preference-pair c \(chosen\).*delimiter/);
+});
 
 describe("dpo plugin", () => {
   test("from the SFT adapter: adapter (llama.cpp loads it), metrics curve, manifest, reference cache; step 0 is log 2", async () => {
