@@ -25,7 +25,7 @@ describe("smoke run", () => {
     expectOk(r);
     expect(seconds).toBeLessThan(120);
     const m = manifest(runDir);
-    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft"]);
+    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft", "pairs", "dpo", "dpo-only"]);
     for (const s of Object.values(m.stages)) expect(s.status).toBe("done");
     // QC reported its gates and did not stop the run.
     expect(r.stdout).toContain("(reported, not stopping)");
@@ -49,5 +49,14 @@ describe("smoke run", () => {
     const sft = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).stages.sft;
     expect(sft.artifacts.map((a: { file: string }) => a.file)).toContain("adapter.gguf");
     expect(sft.provenance.extra.sft.qcForced).toBe(true);
+    // pairs -> DPO from the SFT adapter and the DPO-only baseline from the base: each wrote
+    // an adapter and a metrics curve whose first step is at log 2 (reference = start).
+    const pairs = readJsonl(join(runDir, "pairs/pairs.jsonl"));
+    expect(pairs.length).toBeGreaterThan(0);
+    for (const id of ["dpo", "dpo-only"]) {
+      expect(existsSync(join(runDir, id, "adapter.gguf"))).toBe(true);
+      const first = readJsonl(join(runDir, id, "metrics.jsonl"))[0] as { loss: number };
+      expect(Math.abs(first.loss - Math.LN2)).toBeLessThan(1e-9);
+    }
   });
 });
