@@ -187,7 +187,7 @@ export function analyse(variants: { name: string; items: Outcome[] }[], o: Analy
   return { metric: o.metric, alpha: o.alpha, confidence: o.confidence, exactThreshold, types, rates, pairs, lengths, gate: o.gate ? decideGate(o.gate, pairs, o.metric, names) : null };
 }
 
-function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, names: string[]): GateOutcome {
+export function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, names: string[]): GateOutcome {
   const [cand, base] = g.compare;
   for (const n of g.compare) if (!names.includes(n)) throw new Error(`gate.compare names '${n}', which is not a variant (${names.join(", ")})`);
   const find = (c: string, b: string) => pairs.filter((p) => p.candidate === c && p.baseline === b);

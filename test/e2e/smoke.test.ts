@@ -25,7 +25,7 @@ describe("smoke run", () => {
     expectOk(r);
     expect(seconds).toBeLessThan(120);
     const m = manifest(runDir);
-    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft", "pairs", "dpo", "dpo-only"]);
+    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft", "pairs", "dpo", "dpo-only", "testset", "pipeline-evaluator"]);
     for (const s of Object.values(m.stages)) expect(s.status).toBe("done");
     // QC reported its gates and did not stop the run.
     expect(r.stdout).toContain("(reported, not stopping)");
