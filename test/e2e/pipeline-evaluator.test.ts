@@ -1,4 +1,4 @@
-// Issue 11 item 4: one evaluator run over base, SFT, DPO and DPO-only on the smoke run's
+// Issue 11 item 4: one evaluator run over base, SFT, DPO and DPO-only: the smoke config on its
 // tiny synthesized model, the adapters wired from the run's own stages, and a report whose
 // paired rows cover SFT vs base, DPO vs SFT and DPO vs DPO-only.
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
@@ -9,23 +9,16 @@ import { expectOk, manifest } from "../plugins/generate-helpers.ts";
 
 setDefaultTimeout(300_000);
 
-const EXTRA = `
-  - plugin: testset
-    config: { perType: 1, seed: 3 }
-
-  - plugin: pipeline-evaluator
-    inputs: { sft: sft, dpo: dpo, dpo-only: dpo-only }
-    gate: report
-    config:
-      maxTokens: 12
-      gate: { alpha: 0.05 }
-`;
 
 describe("pipeline-evaluator", () => {
   test("base, sft, dpo and dpo-only in one run; the report covers the three comparisons", async () => {
     const dir = tempDir();
     const config = join(dir, "pipeline.yaml");
-    writeFileSync(config, readFileSync(join(ROOT, "configs/smoke.yaml"), "utf8").replace(/^name: smoke$/m, "name: pipeline-eval") + EXTRA);
+    // The smoke config ends with testset + pipeline-evaluator over the run's sft, dpo and
+    // dpo-only stages: the README's main job is this test's pipeline.
+    const smoke = readFileSync(join(ROOT, "configs/smoke.yaml"), "utf8");
+    expect(smoke).toContain("plugin: pipeline-evaluator");
+    writeFileSync(config, smoke.replace(/^name: smoke$/m, "name: pipeline-eval"));
     const runDir = join(dir, "run");
     const r = await cli(["run", config, "--run-dir", runDir]);
     expectOk(r);
