@@ -9,9 +9,10 @@ import { cleanResponse, responseStopStrings } from "../prompts/clean.ts";
 import { buildResponsePrompt, PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
 import { TestInstructionKind } from "../shared/kinds.ts";
 import { FileHashes, identifyVariant } from "./cache.ts";
-import { evaluateVariants, validateInstructions, type PromptFormat } from "./evaluate.ts";
+import { validateInstructions, type PromptFormat } from "./evaluate.ts";
 import { resolveGenerator, Variant, type DecodeOptions } from "./generator.ts";
-import { buildOutputs, EvaluationRateKind, responsesFile, responsesJsonl, toRecord } from "./outputs.ts";
+import { EvaluationRateKind } from "./outputs.ts";
+import { runEvaluation } from "./stage.ts";
 import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "./stats.ts";
 
 const pair = z.tuple([z.string(), z.string()]);
@@ -100,47 +101,11 @@ export default definePlugin({
     Object.assign(ctx.provenance.extra, { variants: identities, decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length } });
 
     const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir);
-    const task = ctx.progress.task("responses", tests.length * variants.length);
-    const evals = await evaluateVariants({
-      variants,
-      identities,
-      instructions: tests,
-      generator,
-      format,
-      decode,
-      batchSize: c.batchSize,
-      cacheDir,
-      signal: ctx.signal,
-      onBatch: (name, done) => task.update(variants.findIndex((v) => v.name === name) * tests.length + done),
-      log: (m) => ctx.log.info(m),
-    });
-    if (!evals) return; // interrupted: finished batches are in the cache
-    // What the generator reported at load (backend, device) joins the recorded identities.
-    ctx.provenance.extra.variants = evals.map((e) => ({ ...e.variant, loadInfo: e.loadInfo }));
-
-    const templates = new Map(tests.map((t) => [t.id, t.template]));
-    const perVariant = [];
-    for (const e of evals) {
-      const responses = e.items.map((it) => toRecord(e.variant, it, templates.get(it.id) ?? null));
-      await ctx.writeFile(responsesFile(e.variant.name), responsesJsonl(responses));
-      perVariant.push({ record: { ...e.variant, responsesFile: responsesFile(e.variant.name), generated: e.generated, cached: e.cached, loadInfo: e.loadInfo }, responses });
-    }
-    const { results, files } = buildOutputs({
-      variants: perVariant,
-      options: analysisOptions(c),
-      decode: { greedy: true, ...decode },
-      prompt: format.identity,
-      testSetSha256,
-      provenance: ctx.provenance,
-    });
-    for (const [name, data] of Object.entries(files)) await ctx.writeFile(name, data);
-    for (const r of results.analysis.rates) {
-      const m = r[c.metric];
-      ctx.outputs.rates.write({ variant: r.variant, scope: r.scope, metric: c.metric, n: r.n, successes: m.successes, rate: m.rate, lower: m.lower, upper: m.upper });
-    }
-    const g = results.analysis.gate;
+    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c) });
+    if (!done) return; // interrupted: finished batches are in the cache
+    const g = done.results.analysis.gate;
     if (g) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { candidate: g.candidate, baseline: g.baseline, alpha: g.alpha, scope: g.scope } });
-    ctx.log.info(files["summary.txt"]!.trimEnd());
+    ctx.log.info(done.summary);
   },
 });
 

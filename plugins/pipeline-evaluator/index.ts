@@ -16,10 +16,11 @@ import { DpoAdapterKind } from "../dpo/kinds.ts";
 import { LoraAdapterKind } from "../sft/kinds.ts";
 import { decideGate } from "../evaluator/analysis.ts";
 import { FileHashes, identifyVariant } from "../evaluator/cache.ts";
-import { evaluateVariants, validateInstructions } from "../evaluator/evaluate.ts";
+import { validateInstructions } from "../evaluator/evaluate.ts";
 import type { DecodeOptions, Generator, Variant } from "../evaluator/generator.ts";
 import { analysisOptions, promptFormat } from "../evaluator/index.ts";
-import { buildOutputs, EvaluationRateKind, responsesFile, responsesJsonl, toRecord } from "../evaluator/outputs.ts";
+import { EvaluationRateKind } from "../evaluator/outputs.ts";
+import { runEvaluation } from "../evaluator/stage.ts";
 import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "../evaluator/stats.ts";
 
 const SLOTS = ["sft", "dpo", "dpo-only"] as const;
@@ -119,43 +120,10 @@ export default definePlugin({
       },
     };
 
-    const task = ctx.progress.task("responses", tests.length * variants.length);
-    const evals = await evaluateVariants({
-      variants,
-      identities,
-      instructions: tests,
-      generator,
-      format,
-      decode,
-      batchSize: c.batchSize,
-      cacheDir,
-      signal: ctx.signal,
-      onBatch: (name, done) => task.update(variants.findIndex((v) => v.name === name) * tests.length + done),
-      log: (msg) => ctx.log.info(msg),
-    });
-    if (!evals) return;
-
-    const templates = new Map(tests.map((t) => [t.id, t.template]));
-    const perVariant = [];
-    for (const e of evals) {
-      const responses = e.items.map((it) => toRecord(e.variant, it, templates.get(it.id) ?? null));
-      await ctx.writeFile(responsesFile(e.variant.name), responsesJsonl(responses));
-      perVariant.push({ record: { ...e.variant, responsesFile: responsesFile(e.variant.name), generated: e.generated, cached: e.cached, loadInfo: e.loadInfo }, responses });
-    }
     const first = c.gate ? { ...c.gate, compare: c.compare[0]! } : undefined;
-    const { results, files } = buildOutputs({
-      variants: perVariant,
-      options: analysisOptions({ ...c, pairs: c.compare, gate: first }),
-      decode: { greedy: true, ...decode },
-      prompt: format.identity,
-      testSetSha256,
-      provenance: ctx.provenance,
-    });
-    for (const [name, data] of Object.entries(files)) await ctx.writeFile(name, data);
-    for (const r of results.analysis.rates) {
-      const mm = r[c.metric];
-      ctx.outputs.rates.write({ variant: r.variant, scope: r.scope, metric: c.metric, n: r.n, successes: mm.successes, rate: mm.rate, lower: mm.lower, upper: mm.upper });
-    }
+    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions({ ...c, pairs: c.compare, gate: first }) });
+    if (!done) return;
+    const results = done.results;
     if (c.gate) {
       const names = c.variants.map((v) => v.name);
       for (const p of c.compare) {
@@ -164,6 +132,6 @@ export default definePlugin({
         ctx.gate(gate);
       }
     }
-    ctx.log.info(files["summary.txt"]!.trimEnd());
+    ctx.log.info(done.summary);
   },
 });
