@@ -17,13 +17,8 @@ import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "./stats.ts";
 
 const pair = z.tuple([z.string(), z.string()]);
 
-export const EvaluatorConfig = z
-  .strictObject({
-    /** Evaluated in this order; the first is usually the base model. */
-    variants: z.array(Variant).min(1),
-    /** `native` (the addon) or a module path exporting createGenerator(options). */
-    generator: z.string().default("native"),
-    generatorOptions: z.record(z.string(), z.unknown()).default({}),
+/** How responses are prompted, decoded and compared: the same for every evaluating stage. */
+export const EvaluationFields = {
     maxTokens: z.number().int().min(1).default(256),
     /** Prompts per generate() call. */
     batchSize: z.number().int().min(1).default(16),
@@ -39,6 +34,16 @@ export const EvaluatorConfig = z
     confidence: z.number().gt(0).lt(1).default(0.95),
     /** McNemar uses the exact binomial test below this many discordant pairs. */
     exactThreshold: z.number().int().min(0).default(EXACT_THRESHOLD),
+};
+
+export const EvaluatorConfig = z
+  .strictObject({
+    /** Evaluated in this order; the first is usually the base model. */
+    variants: z.array(Variant).min(1),
+    /** `native` (the addon) or a module path exporting createGenerator(options). */
+    generator: z.string().default("native"),
+    generatorOptions: z.record(z.string(), z.unknown()).default({}),
+    ...EvaluationFields,
     /** [candidate, baseline] pairs; default: every variant against every earlier one. */
     pairs: z.array(pair).optional(),
     gate: z

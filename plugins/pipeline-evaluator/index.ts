@@ -18,10 +18,10 @@ import { decideGate } from "../evaluator/analysis.ts";
 import { FileHashes, identifyVariant } from "../evaluator/cache.ts";
 import { validateInstructions } from "../evaluator/evaluate.ts";
 import type { DecodeOptions, Generator, Variant } from "../evaluator/generator.ts";
-import { analysisOptions, promptFormat } from "../evaluator/index.ts";
+import { analysisOptions, EvaluationFields, promptFormat } from "../evaluator/index.ts";
 import { EvaluationRateKind } from "../evaluator/outputs.ts";
 import { runEvaluation } from "../evaluator/stage.ts";
-import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "../evaluator/stats.ts";
+import { DEFAULT_ALPHA } from "../evaluator/stats.ts";
 
 const SLOTS = ["sft", "dpo", "dpo-only"] as const;
 const pair = z.tuple([z.string(), z.string()]);
@@ -41,15 +41,7 @@ export const PipelineEvaluatorConfig = z
       .default([{ name: "base", scale: 1 }, { name: "sft", adapter: "sft", scale: 1 }, { name: "dpo", adapter: "dpo", scale: 1 }, { name: "dpo-only", adapter: "dpo-only", scale: 1 }]),
     /** [candidate, baseline]: the pairs of interest; each gets McNemar/BH rows and, with `gate`, a gate. */
     compare: z.array(pair).min(1).default([["sft", "base"], ["dpo", "sft"], ["dpo", "dpo-only"]]),
-    maxTokens: z.number().int().min(1).default(256),
-    batchSize: z.number().int().min(1).default(16),
-    fewShot: z.number().int().min(0).default(0),
-    fewShotSeed: z.number().int().default(0),
-    cleanBlankLines: z.number().int().min(1).default(2),
-    metric: z.enum(["strict", "loose"]).default("strict"),
-    alpha: z.number().gt(0).lt(1).default(DEFAULT_ALPHA),
-    confidence: z.number().gt(0).lt(1).default(0.95),
-    exactThreshold: z.number().int().min(0).default(EXACT_THRESHOLD),
+    ...EvaluationFields,
     /** One significance gate per `compare` pair (a failed one stops the run unless `gate: report`). */
     gate: z.strictObject({ alpha: z.number().gt(0).lt(1).default(DEFAULT_ALPHA), scope: z.enum(["overall", "per_type"]).default("overall") }).optional(),
   })
