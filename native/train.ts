@@ -136,6 +136,8 @@ export interface SessionInfo {
   seed: number;
   backend: string;
   device: string;
+  /** CPU worker threads of the session (the CPU backend computes with them). */
+  threads: number;
   /** The frozen base's bytes where it lives. */
   baseBytes: number;
   /** Device memory high-water mark of the backend (0 on the CPU backend). */
@@ -465,8 +467,7 @@ export function estimateTrainingSeconds(model: TrainModel, session: TrainSession
       for (const e of micro) tokens += Math.min(maxLength, Number(offsets[e + 1]) - Number(offsets[e]));
     }
   }
-  const threads = Number(/(\d+) threads/.exec(session.info.device)?.[1] ?? 1);
-  return (4 * model.info.parameterCount * tokens) / (threads * CPU_FLOPS_PER_THREAD);
+  return (4 * model.info.parameterCount * tokens) / (session.info.threads * CPU_FLOPS_PER_THREAD);
 }
 const CPU_FLOPS_PER_THREAD = 13e9;
 

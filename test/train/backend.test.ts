@@ -29,6 +29,7 @@ describe("training backends", () => {
     try {
       expect(s.info.backend).toBe("cpu");
       expect(s.info.device).toContain("2 threads");
+      expect(s.info.threads).toBe(2);
       expect(s.info.peakMemoryBytes).toBe(0);
     } finally {
       s.dispose();

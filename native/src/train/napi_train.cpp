@@ -34,6 +34,7 @@ struct TrainSessionHandle {
     std::shared_ptr<TrainModelHandle> model;
     std::unique_ptr<Backend> backend;
     uint64_t seed = 0;
+    int threads = 0;    // the CPU backend's worker threads (what the session was created with)
     std::mutex mutex;   // one job at a time
 };
 
@@ -263,6 +264,7 @@ Napi::Value create_session(const Napi::CallbackInfo & info) {
     auto s = std::make_shared<TrainSessionHandle>();
     s->model = model;
     s->seed = (uint64_t) seed;
+    s->threads = threads;
     std::vector<float> params;
     try {
         if (!adapter.empty()) {
@@ -300,6 +302,7 @@ Napi::Value session_info(const Napi::CallbackInfo & info) {
     o.Set("scale", (double) c.scale());
     o.Set("targets", target_names(env, c.targets));
     o.Set("seed", (double) s->seed);
+    o.Set("threads", s->threads);
     o.Set("backend", s->backend->name());
     o.Set("device", s->backend->device());
     const MemoryStats mem = s->backend->memory();
