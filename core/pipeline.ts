@@ -138,6 +138,20 @@ interface MergeCursor {
   records: number;
 }
 
+/** ctx.writeFile: an extra file written atomically into `dir` and recorded in `files`. */
+function extraFileWriter(dir: string, files: StageRecord["files"]) {
+  return async (name: string, data: string | Uint8Array): Promise<string> => {
+    const p = join(dir, name);
+    atomicWriteFile(p, data);
+    const st = statSync(p);
+    const entry = { file: name, sha256: await sha256File(p), bytes: st.size, mtimeMs: st.mtimeMs };
+    const i = files.findIndex((f) => f.file === name);
+    if (i >= 0) files[i] = entry;
+    else files.push(entry);
+    return p;
+  };
+}
+
 async function countRecords(path: string, kind: ArtifactKind<unknown>): Promise<number> {
   let n = 0;
   for await (const _ of new ArtifactReader(path, kind)) n++;
@@ -380,7 +394,7 @@ export class Pipeline {
 
     try {
       let result: { artifacts: ArtifactInfo[]; gates: GateResult[]; files: StageRecord["files"]; interrupted: boolean };
-      if (stage.spec.shards > 1) result = await this.runShardsAndMerge(stage, dir, inputsHash);
+      if (stage.spec.shards > 1) result = await this.runShardsAndMerge(stage, dir, inputsHash, record.provenance);
       else result = await this.execute(stage, dir, null, record.provenance);
       if (result.interrupted) {
         record.status = "interrupted";
@@ -459,16 +473,7 @@ export class Pipeline {
       services: this.services,
       provenance,
       gate: (g) => gates.push(g),
-      writeFile: async (name, data) => {
-        const p = join(dir, name);
-        atomicWriteFile(p, data);
-        const st = statSync(p);
-        const entry = { file: name, sha256: await sha256File(p), bytes: st.size, mtimeMs: st.mtimeMs };
-        const i = files.findIndex((f) => f.file === name);
-        if (i >= 0) files[i] = entry;
-        else files.push(entry);
-        return p;
-      },
+      writeFile: extraFileWriter(dir, files),
       readManifest: async (runDir) => readJsonIfExists<RunManifestLike>(manifestPath(runDir)),
     };
     try {
@@ -524,7 +529,7 @@ export class Pipeline {
     return true;
   }
 
-  private async runShardsAndMerge(stage: PlannedStage, dir: string, inputsHash: string) {
+  private async runShardsAndMerge(stage: PlannedStage, dir: string, inputsHash: string, provenance: ProvenanceStamp) {
     const n = stage.spec.shards;
     if (stage.spec.shardMode === "process") {
       const children = Array.from({ length: n }, (_, i) =>
@@ -565,10 +570,29 @@ export class Pipeline {
       }
       artifacts.push(await out.finalize());
     }
-    for (let i = 0; i < n; i++) {
-      const marker = readJsonIfExists<{ gates: GateResult[] }>(join(this.shardDir(dir, i, n), "shard.json"));
-      for (const g of marker?.gates ?? []) gates.push({ ...g, name: `${g.name}#${i}` });
+    const shards = Array.from({ length: n }, (_, i) => {
+      const shardDir = this.shardDir(dir, i, n);
+      const marker = readJsonIfExists<{ gates: GateResult[] }>(join(shardDir, "shard.json"));
+      return { index: i, count: n, dir: shardDir, gates: marker?.gates ?? [] };
+    });
+    for (const s of shards) for (const g of s.gates) gates.push({ ...g, name: `${g.name}#${s.index}` });
+    // The plugin's view of the whole (a shard saw only its share): re-done from the merged
+    // files whenever the merge is, so an interrupted merge leaves nothing half-summarised.
+    const files: StageRecord["files"] = [];
+    if (stage.plugin.merge) {
+      const outputs = Object.fromEntries(Object.entries(stage.plugin.produces).map(([slot, kind]) => [slot, new ArtifactReader(join(dir, artifactFileName(slot, kind)), kind)]));
+      await stage.plugin.merge({
+        config: stage.config,
+        stage: { id: stage.id, index: stage.index, dir },
+        run: { id: this.manifest.runId, name: this.manifest.name, dir: this.runDir, configPath: this.loaded.path },
+        outputs: outputs as never,
+        shards,
+        log: this.log,
+        provenance,
+        gate: (g) => gates.push(g),
+        writeFile: extraFileWriter(dir, files),
+      });
     }
-    return { artifacts, gates, files: [], interrupted: false };
+    return { artifacts, gates, files, interrupted: false };
   }
 }

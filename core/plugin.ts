@@ -74,6 +74,27 @@ export interface StageContext<C, I extends KindMap, O extends KindMap> {
   readManifest(runDir: string): Promise<RunManifestLike | null>;
 }
 
+/**
+ * What a sharded stage's `merge` sees once its shards' outputs are merged: the merged
+ * outputs read back, and each shard's folder (its extra files) and gates. A shard sees only
+ * its share; whatever must describe the whole (a summary, a gate over all records) is made here.
+ */
+export interface MergeContext<C, O extends KindMap> {
+  config: C;
+  stage: { id: string; index: number; dir: string };
+  run: { id: string; name: string; dir: string; configPath: string };
+  /** Readers of the merged outputs (sharded stages produce record kinds only). */
+  outputs: { [S in keyof O]: ArtifactReader<RecordOf<O[S]>> };
+  shards: { index: number; count: number; dir: string; gates: GateResult[] }[];
+  log: Logger;
+  /** The stage's own provenance stamp (each shard has its own in its shard.json). */
+  provenance: ProvenanceStamp;
+  /** A gate over the whole; recorded with the shards' gates (those named `<gate>#<shard>`). */
+  gate(result: GateResult): void;
+  /** Write an extra file into the stage directory atomically; it is hashed into the manifest. */
+  writeFile(name: string, data: string | Uint8Array): Promise<string>;
+}
+
 export interface RunManifestLike {
   runId: string;
   stages: Record<string, { status: string; plugin: string; gates: GateResult[]; configHash: string; config?: unknown; artifacts: { slot: string; kind: string; file: string }[] }>;
@@ -88,6 +109,8 @@ export interface PluginDefinition<C extends z.ZodType, I extends KindMap, O exte
   produces: O;
   /** Shardable stages run N times with ctx.shard set; outputs are merged in shard order. */
   shardable?: boolean;
+  /** Sharded runs only: called once after the merge, to summarise and gate the merged whole. */
+  merge?(ctx: MergeContext<z.output<C>, O>): Promise<void>;
   run(ctx: StageContext<z.output<C>, I, O>): Promise<void>;
 }
 
