@@ -25,6 +25,7 @@ interface NativeResult {
   promptTokensReused: number;
   stop: StopReason;
   stopString: string | null;
+  stopToken: StopToken | null;
   timings: GenerateTimings;
 }
 interface NativeEvent {
@@ -85,7 +86,20 @@ export interface GenerateRequest {
   sampling?: SamplingOptions;
 }
 
-export type StopReason = "eos" | "length" | "stop";
+/**
+ * eos: the model emitted an end-of-generation token; control: it emitted another control
+ * (or unknown) token — a BOS starting its next document, an end marker the file does not
+ * flag as end-of-generation, chat markup; length: maxTokens (or the context) reached;
+ * stop: a stop string matched.
+ */
+export type StopReason = "eos" | "control" | "length" | "stop";
+
+/** The token that ended a generation with stop eos or control: never part of text or tokens. */
+export interface StopToken {
+  id: number;
+  /** Its text, control tokens rendered (e.g. "</s>", "<|im_start|>"). */
+  text: string;
+}
 
 export interface GenerateTimings {
   /** From the call's start until the request got a sequence. */
@@ -100,20 +114,22 @@ export interface GenerateResult {
   /** Position of the request in the call's `requests`. */
   index: number;
   /**
-   * The generated text, ending before the matched stop string. Control tokens the model
-   * emits appear as their text (e.g. "<|im_start|>"); the end-of-generation token does not.
+   * The generated text, ending before the matched stop string. Never holds the text of a
+   * control token: the model's first control or end-of-generation token ends the text
+   * (see stop, stopToken).
    */
   text: string;
-  /** The generated token ids, including those that produced a stop string; not the end-of-generation token. */
+  /** The generated token ids, including those that produced a stop string; not the token that ended it (stopToken). */
   tokens: number[];
   nTokens: number;
   promptTokens: number;
   /** Prompt tokens taken from the shared-prefix cache instead of computed. */
   promptTokensReused: number;
-  /** eos: the model emitted an end-of-generation token; length: maxTokens (or the context) reached; stop: a stop string matched. */
   stop: StopReason;
   /** The stop string that matched (stop === "stop"), else null. */
   stopString: string | null;
+  /** The end-of-generation or control token that ended it (stop eos or control), else null. */
+  stopToken: StopToken | null;
   timings: GenerateTimings;
 }
 
@@ -195,6 +211,7 @@ function toResult(r: NativeResult): GenerateResult {
     promptTokensReused: r.promptTokensReused,
     stop: r.stop,
     stopString: r.stopString,
+    stopToken: r.stopToken,
     timings: r.timings,
   };
 }

@@ -574,4 +574,4 @@ export function generationAddon(): unknown {
 }
 
 export { generate, generateStream, textWithStop } from "./generate.ts";
-export type { GenerateOptions, GenerateOutput, GenerateProgress, GenerateRequest, GenerateResult, GenerateStats, GenerateTimings, SamplingOptions, StopReason } from "./generate.ts";
+export type { GenerateOptions, GenerateOutput, GenerateProgress, GenerateRequest, GenerateResult, GenerateStats, GenerateTimings, SamplingOptions, StopReason, StopToken } from "./generate.ts";

@@ -29,14 +29,15 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-std::string piece(const llama_vocab * vocab, llama_token id) {
-    // special = true: a control token the model emits (e.g. "<|im_start|>") shows up as
-    // its text, where the cleaner and the sentinels can see it, instead of vanishing.
+// `special` renders control tokens as their text. The generated text never needs it (a
+// control token ends the generation before it is rendered); the stop token's recorded
+// text does.
+std::string piece(const llama_vocab * vocab, llama_token id, bool special = false) {
     char buf[128];
-    int32_t n = llama_token_to_piece(vocab, id, buf, sizeof(buf), 0, true);
+    int32_t n = llama_token_to_piece(vocab, id, buf, sizeof(buf), 0, special);
     if (n >= 0) return std::string(buf, (size_t) n);
     std::string big((size_t) -n, '\0');
-    n = llama_token_to_piece(vocab, id, big.data(), (int32_t) big.size(), 0, true);
+    n = llama_token_to_piece(vocab, id, big.data(), (int32_t) big.size(), 0, special);
     if (n < 0) throw std::runtime_error("token_to_piece failed");
     big.resize((size_t) n);
     return big;
@@ -386,7 +387,14 @@ class GenRun {
     void take(Running & r, llama_token token, Clock::time_point now) {
         GenResult & out = r.result;
         if (out.tokens.empty()) r.first_token = now;
-        if (llama_vocab_is_eog(vocab_, token)) return finish(r, StopKind::eos, now);
+        // Structure, not text: its text in a response would read as chat markup and, tokenized
+        // again for training, could turn back into the control id.
+        const bool eog = llama_vocab_is_eog(vocab_, token);
+        if (eog || (llama_vocab_get_attr(vocab_, token) & (LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_UNKNOWN))) {
+            out.stop_token = token;
+            out.stop_token_text = sanitize_utf8(piece(vocab_, token, true));
+            return finish(r, eog ? StopKind::eos : StopKind::control, now);
+        }
         out.tokens.push_back(token);
         stats_.tokens_generated++;
         const size_t old = out.text.size();
@@ -584,8 +592,17 @@ Napi::Object result_to_js(Napi::Env env, const GenResult & r) {
     o.Set("tokens", tokens);
     o.Set("promptTokens", r.n_prompt);
     o.Set("promptTokensReused", r.n_reused);
-    o.Set("stop", r.stop == StopKind::eos ? "eos" : r.stop == StopKind::length ? "length" : "stop");
+    const char * stop = r.stop == StopKind::eos ? "eos" : r.stop == StopKind::control ? "control" : r.stop == StopKind::length ? "length" : "stop";
+    o.Set("stop", stop);
     o.Set("stopString", r.stop == StopKind::stop ? Napi::Value(Napi::String::New(env, r.stop_string)) : env.Null());
+    if (r.stop_token >= 0) {
+        Napi::Object t = Napi::Object::New(env);
+        t.Set("id", r.stop_token);
+        t.Set("text", r.stop_token_text);
+        o.Set("stopToken", t);
+    } else {
+        o.Set("stopToken", env.Null());
+    }
     Napi::Object t = Napi::Object::New(env);
     t.Set("queuedMs", r.queued_ms);
     t.Set("promptMs", r.prompt_ms);

@@ -52,12 +52,17 @@ struct GenOptions {
     ReduceOn greedy = ReduceOn::automatic;
 };
 
-enum class StopKind { eos, length, stop };
+// eos: an end-of-generation token; control: another control (or unknown) token, e.g. a
+// BOS a base model emits to start its next document, or an end marker the file does not
+// flag as end-of-generation. Either ends the text: its piece is never part of it.
+enum class StopKind { eos, control, length, stop };
 
 struct GenResult {
     int32_t index = 0;
     std::string text;                 // generated text, cut before the stop string
-    std::vector<llama_token> tokens;  // generated tokens (the end-of-generation token excluded)
+    std::vector<llama_token> tokens;  // generated tokens (the token that ended it, eos or control, excluded)
+    llama_token stop_token = -1;      // that token (stop eos/control), else -1
+    std::string stop_token_text;      // its text, control tokens rendered
     int32_t n_prompt = 0;
     int32_t n_reused = 0;             // prompt tokens taken from the prefix cache
     StopKind stop = StopKind::length;

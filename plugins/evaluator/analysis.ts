@@ -14,7 +14,7 @@ export interface Outcome {
   success: { strict: boolean; loose: boolean };
   words: number;
   tokens: number;
-  stop: "eos" | "length" | "stop";
+  stop: "eos" | "control" | "length" | "stop";
 }
 
 export interface RateRow {

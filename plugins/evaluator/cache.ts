@@ -79,7 +79,7 @@ const CachedResponse = z.object({
   promptSha256: z.string(),
   text: z.string(),
   tokens: z.number().int().min(0),
-  stop: z.enum(["eos", "length", "stop"]),
+  stop: z.enum(["eos", "control", "length", "stop"]),
 });
 type CachedResponse = z.infer<typeof CachedResponse>;
 

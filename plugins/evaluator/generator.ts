@@ -10,7 +10,7 @@
 //   - registerGenerator(name, factory) for in-process use.
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { buildInfo, generate, loadAdapter, loadModel, textWithStop, type AdapterUse } from "../../native/index.ts";
+import { buildInfo, generate, loadAdapter, loadModel, textWithStop, type AdapterUse, type StopReason } from "../../native/index.ts";
 
 export const AdapterRef = z.strictObject({
   /** GGUF LoRA adapter in llama.cpp's format. */
@@ -40,8 +40,8 @@ export interface Generation {
   text: string;
   /** Generated tokens. */
   tokens: number;
-  /** eos: end-of-generation token; length: maxTokens reached; stop: a stop string. */
-  stop: "eos" | "length" | "stop";
+  /** eos: end-of-generation token; control: another control token; length: maxTokens reached; stop: a stop string. */
+  stop: StopReason;
 }
 
 export interface LoadedVariant {

@@ -23,7 +23,7 @@ export const ResponseRecord = z.strictObject({
   response: z.string(),
   stopReason: z.string(),
   tokens: z.number().int().min(0),
-  stop: z.enum(["eos", "length", "stop"]),
+  stop: z.enum(["eos", "control", "length", "stop"]),
   words: z.number().int().min(0),
   cached: z.boolean(),
   checks: z.array(z.strictObject({ type: z.string(), strict: z.boolean(), loose: z.boolean(), detail: z.string() })),

@@ -3,6 +3,7 @@
 //
 // `nativeGenerator(model|context)` binds it to the addon's batched generator
 // (native/generate.ts); tests and user plugins may pass any TextGenerator.
+import type { StopReason, StopToken } from "../../native/index.ts";
 import type { SamplingParams } from "./kinds.ts";
 
 /** Decoding parameters sent with one request. */
@@ -29,11 +30,13 @@ export interface GenerationRequest {
 export interface GenerationResult {
   /** The generated text, cut before the stop string when one matched. */
   text: string;
-  /** Generated token ids (an end-of-generation token excluded). */
+  /** Generated token ids (the token that ended it, stopToken, excluded). */
   tokens: number[];
-  /** eos: end-of-generation token; length: maxTokens reached; stop: a stop string matched. */
-  stop: "eos" | "length" | "stop";
+  /** eos: end-of-generation token; control: another control token ended it; length: maxTokens reached; stop: a stop string matched. */
+  stop: StopReason;
   stopString: string | null;
+  /** The end-of-generation or control token that ended it (never in text or tokens); absent or null otherwise. */
+  stopToken?: StopToken | null;
 }
 
 export interface GenerateOptions {

@@ -23,7 +23,7 @@ export function nativeGenerator(target: Model | Context, options: NativeGenerato
           onProgress: opts.onProgress ? (p) => opts.onProgress!(p.done, p.total) : undefined,
         },
       );
-      return out.results.map((r) => ({ text: r.text, tokens: r.tokens, stop: r.stop, stopString: r.stopString }));
+      return out.results.map((r) => ({ text: r.text, tokens: r.tokens, stop: r.stop, stopString: r.stopString, stopToken: r.stopToken }));
     },
   };
 }

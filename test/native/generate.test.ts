@@ -318,18 +318,20 @@ describe("stopping", () => {
     expect(r.nTokens).toBe(12);
   });
 
-  test("end of generation: stop 'eos', the eos token is not in the output", async () => {
-    // An adapter on the output matrix that gives eos the logit of the prompt's greedy
-    // first token times 4 (plus its own): eos wins at once for that prompt, and at some
-    // point for others.
+  /**
+   * An adapter on the output matrix that gives `token` the logit of the prompt's greedy
+   * first token times 4 (plus its own): `token` wins at once for that prompt, and at some
+   * point for others.
+   */
+  async function favouring(token: number, name: string) {
     const ref = await full(1);
     const W = readTensorF32(readGguf(modelPath), "output.weight");
-    const H = model.info.embeddingSize, V = model.info.vocabSize, eos = model.info.eos!;
+    const H = model.info.embeddingSize, V = model.info.vocabSize;
     const A = new Float32Array(H * H);
     for (let i = 0; i < H; i++) A[i * H + i] = 1;
     const B = new Float32Array(H * V);
-    for (let i = 0; i < H; i++) B[eos * H + i] = 4 * W[ref.tokens[0]! * H + i]!;
-    const path = join(dir, "eos.gguf");
+    for (let i = 0; i < H; i++) B[token * H + i] = 4 * W[ref.tokens[0]! * H + i]!;
+    const path = join(dir, `${name}.gguf`);
     await writeGguf(path, {
       metadata: [["general.type", gv.str("adapter")], ["general.architecture", gv.str("llama")], ["adapter.type", gv.str("lora")], ["adapter.lora.alpha", gv.f32(H)]],
       tensors: [
@@ -337,7 +339,12 @@ describe("stopping", () => {
         { name: "output.weight.lora_b", type: GgmlType.F32, dims: [H, V], data: new Uint8Array(B.buffer) },
       ],
     });
-    const adapter = await loadAdapter(model, path);
+    return loadAdapter(model, path);
+  }
+
+  test("end of generation: stop 'eos', the eos token is not in the output", async () => {
+    const eos = model.info.eos!;
+    const adapter = await favouring(eos, "eos");
     try {
       const reqs = [{ prompt }, ...mixedRequests()].map((r) => ({ ...r, sampling: { maxTokens: 60 } }));
       const out = await generate(model, reqs, { adapters: [{ adapter }] });
@@ -346,10 +353,48 @@ describe("stopping", () => {
       expect(out.results[0]!.text).toBe("");
       const eosed = out.results.filter((r) => r.stop === "eos");
       expect(eosed.some((r) => r.nTokens > 0)).toBe(true);
-      for (const r of eosed) expect(r.tokens).not.toContain(eos);
+      for (const r of eosed) {
+        expect(r.tokens).not.toContain(eos);
+        expect(r.stopToken).toEqual({ id: eos, text: "</s>" });
+        expect(r.text).not.toContain("</s>");
+      }
+      for (const r of out.results.filter((r) => r.stop !== "eos")) expect(r.stopToken).toBeNull();
       // Batched == alone holds for eos too.
       const single = await aloneEach(reqs.slice(0, 6), { adapters: [{ adapter }] });
       for (let i = 0; i < 6; i++) expect(out.results[i]!.tokens).toEqual(single[i]!.tokens);
+    } finally {
+      adapter.dispose();
+    }
+  });
+
+  test("a control token that is not end-of-generation (BOS) ends the text too: stop 'control', its text nowhere", async () => {
+    // What real base models do: stories260K writes "...happily ever after." and then <s>,
+    // the start of its next story; llama.cpp does not count BOS as end-of-generation.
+    const bos = model.info.bos!;
+    expect(model.info.eogTokenIds).not.toContain(bos);
+    expect(model.info.controlTokenIds).toContain(bos);
+    const adapter = await favouring(bos, "bos");
+    try {
+      const reqs = [{ prompt }, ...mixedRequests()].map((r) => ({ ...r, sampling: { maxTokens: 60 } }));
+      const out = await generate(model, reqs, { adapters: [{ adapter }] });
+      expect(out.results[0]).toMatchObject({ stop: "control", nTokens: 0, text: "", stopToken: { id: bos, text: "<s>" } });
+      const ended = out.results.filter((r) => r.stop === "control");
+      expect(ended.some((r) => r.nTokens > 0)).toBe(true);
+      for (const r of ended) {
+        expect(r.stopToken).toEqual({ id: bos, text: "<s>" });
+        expect(r.tokens).not.toContain(bos);
+        expect(r.text).not.toContain("<s>");
+        expect(r.text).toBe(new TextDecoder().decode(Buffer.concat(r.tokens.map((t) => model.tokenBytes(t)))));
+      }
+      // Sampled too, and batched == alone.
+      const sampled = reqs.slice(0, 6).map((r, i) => ({ ...r, sampling: { ...r.sampling, temperature: 0.8, seed: 11 + i } }));
+      const batched = await generate(model, sampled, { adapters: [{ adapter }] });
+      const single = await aloneEach(sampled, { adapters: [{ adapter }] });
+      for (let i = 0; i < 6; i++) {
+        expect(batched.results[i]!.tokens).toEqual(single[i]!.tokens);
+        expect(batched.results[i]!.stop).toBe(single[i]!.stop);
+        for (const t of batched.results[i]!.tokens) expect(model.info.controlTokenIds).not.toContain(t);
+      }
     } finally {
       adapter.dispose();
     }
