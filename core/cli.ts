@@ -11,6 +11,7 @@ import { EXIT, Pipeline, planRun, SHARD_PARENT_ENV } from "./pipeline.ts";
 import type { OnChanged } from "./integrity.ts";
 import { pidAlive } from "./run-lock.ts";
 import { builtinNames, loadPlugin } from "./registry.ts";
+import { inputSlot } from "./plugin.ts";
 import { manifestPath, PROJECT_ROOT, readJsonIfExists, type RunManifest } from "./provenance.ts";
 
 function parseShard(s: string | undefined): { index: number; count: number } | undefined {
@@ -108,7 +109,7 @@ async function cmdPlugins(args: { json?: boolean; name?: string }): Promise<numb
       version: plugin.version,
       description: plugin.description,
       source,
-      consumes: Object.fromEntries(Object.entries(plugin.consumes).map(([s, k]) => [s, k.name])),
+      consumes: Object.fromEntries(Object.entries(plugin.consumes).map(([s, k]) => [s, inputSlot(k).optional ? `${inputSlot(k).kind.name}?` : inputSlot(k).kind.name])),
       produces: Object.fromEntries(Object.entries(plugin.produces).map(([s, k]) => [s, k.name])),
       shardable: !!plugin.shardable,
       config: z.toJSONSchema(plugin.config, { io: "input", unrepresentable: "any" }),

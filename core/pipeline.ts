@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ArtifactReader, ArtifactWriter, FileArtifact, artifactFileName, atomicWriteFile, sha256File, type ArtifactInfo } from "./artifacts.ts";
 import { ConfigError, zodIssues, type LoadedConfig, type StageSpec } from "./config.ts";
-import type { AnyPlugin, ArtifactKind, GateResult, Logger, RunManifestLike, Services, StageContext } from "./plugin.ts";
+import { inputSlot, type AnyPlugin, type ArtifactKind, type GateResult, type Logger, type RunManifestLike, type Services, type StageContext } from "./plugin.ts";
 import { ChangedFileError, checkFile, type OnChanged, type RecordedFile } from "./integrity.ts";
 import { createProgress } from "./progress.ts";
 import { environment, gitInfo, hashConfig, manifestPath, readJsonIfExists, sha256, type ProvenanceStamp, type RunManifest, type StageRecord } from "./provenance.ts";
@@ -18,6 +18,8 @@ export interface InputWiring {
   kind: ArtifactKind<unknown>;
   fromStage: string;
   fromSlot: string;
+  /** An optional slot (optional() in the plugin's consumes) that this config wires. */
+  optional: boolean;
 }
 
 export interface PlannedStage {
@@ -52,23 +54,29 @@ export async function planRun(loaded: LoadedConfig): Promise<PlannedStage[]> {
     if (spec.shards > 1 && !plugin.shardable) at(["stages", index, "shards"], `plugin '${plugin.name}' is not shardable`);
     if (spec.shards > 1 && Object.values(plugin.produces).some((k) => k.format === "file")) at(["stages", index, "shards"], `plugin '${plugin.name}' produces a file artifact, which cannot be merged from shards`);
 
+    const config = parsed.success ? parsed.data : spec.config;
     const inputs: InputWiring[] = [];
+    const slots = Object.entries(plugin.consumes).map(([slot, decl]) => ({ slot, ...inputSlot(decl) }));
     for (const slot of Object.keys(spec.inputs)) {
-      if (!(slot in plugin.consumes)) at(["stages", index, "inputs", slot], `plugin '${plugin.name}' has no input slot '${slot}' (slots: ${Object.keys(plugin.consumes).join(", ") || "none"})`);
+      if (!(slot in plugin.consumes)) at(["stages", index, "inputs", slot], `plugin '${plugin.name}' has no input slot '${slot}' (slots: ${slots.map((s) => `${s.slot}${s.optional ? " (optional)" : ""}`).join(", ") || "none"})`);
     }
-    for (const [slot, kind] of Object.entries(plugin.consumes)) {
+    for (const { slot, kind, optional, wantedBy } of slots) {
       const wanted = spec.inputs[slot];
+      // An optional slot the config does not name is wired only where the plugin says this
+      // config uses it (and then like a required one); otherwise the stage runs without it.
+      const used = !optional || wanted !== undefined || (parsed.success && wantedBy?.(config) === true);
+      if (!used) continue;
       const candidates = planned.filter((p) => !wanted || p.id === wanted).reverse();
       const producer = candidates.find((p) => Object.values(p.plugin.produces).some((k) => k.name === kind.name));
       if (!producer) {
         const upstream = [...new Set(planned.flatMap((p) => Object.values(p.plugin.produces).map((k) => k.name)))];
-        at(["stages", index, wanted ? "inputs" : "plugin"], `stage '${id}' consumes kind '${kind.name}' (slot '${slot}') but ${wanted ? `stage '${wanted}'` : "no stage before it"} produces it (produced upstream: ${upstream.join(", ") || "nothing"})`);
+        const why = optional && !wanted ? ` (the slot is optional; this stage's config uses it: see plugin '${plugin.name}')` : "";
+        at(["stages", index, wanted ? "inputs" : "plugin"], `stage '${id}' consumes kind '${kind.name}' (slot '${slot}') but ${wanted ? `stage '${wanted}'` : "no stage before it"} produces it (produced upstream: ${upstream.join(", ") || "nothing"})${why}`);
         continue;
       }
       const fromSlot = Object.entries(producer.plugin.produces).find(([, k]) => k.name === kind.name)![0];
-      inputs.push({ slot, kind, fromStage: producer.id, fromSlot });
+      inputs.push({ slot, kind, fromStage: producer.id, fromSlot, optional });
     }
-    const config = parsed.success ? parsed.data : spec.config;
     planned.push({ index, id, spec, plugin, source, config, inputs, configHash: hashConfig({ plugin: plugin.name, version: plugin.version, config, shards: spec.shards }) });
   }
   if (issues.length) throw new ConfigError(issues);
@@ -201,7 +209,9 @@ export class Pipeline {
   }
 
   private inputsHash(stage: PlannedStage): string {
-    return hashConfig(stage.inputs.map((w) => this.producedArtifact(stage, w).sha256));
+    // An optional input is hashed with its slot name (wiring it, or another one, changes the
+    // hash); required ones by sha256 alone, as they always were, so existing runs stay valid.
+    return hashConfig(stage.inputs.map((w) => (w.optional ? `${w.slot}=${this.producedArtifact(stage, w).sha256}` : this.producedArtifact(stage, w).sha256)));
   }
 
   private producedArtifact(stage: PlannedStage, w: InputWiring): ArtifactInfo {

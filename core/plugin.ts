@@ -19,11 +19,38 @@ export function defineKind<T>(name: string, schema: z.ZodType<T>, format: Artifa
   return { name, format, schema };
 }
 
-type KindMap = Record<string, ArtifactKind<any>>;
-type RecordOf<K> = K extends ArtifactKind<infer T> ? T : never;
+/**
+ * An input slot a stage can run without (optional()). It is wired when the config names its
+ * producer (`inputs: { slot: stage }`), or, when `wantedBy(config)` says this config uses it,
+ * to the nearest upstream producer as a required input is (then a missing producer is a plan
+ * error). Otherwise it is absent: `ctx.inputs[slot]` is undefined and nothing of it is hashed.
+ */
+export interface OptionalInput<K extends ArtifactKind<any> = ArtifactKind<any>> {
+  optional: true;
+  kind: K;
+  wantedBy?: (config: never) => boolean;
+}
 
-export type Inputs<K extends KindMap> = {
-  [S in keyof K]: K[S]["format"] extends "file" ? FileArtifact<RecordOf<K[S]>> : ArtifactReader<RecordOf<K[S]>>;
+/** Declare an optional input slot; `wantedBy` gets the stage's validated config. */
+export function optional<K extends ArtifactKind<any>, C = never>(kind: K, opts: { wantedBy?: (config: C) => boolean } = {}): OptionalInput<K> {
+  return { optional: true, kind, wantedBy: opts.wantedBy as OptionalInput["wantedBy"] };
+}
+
+/** A consumed slot's kind, whether it is optional, and (optional ones) which configs use it. */
+export function inputSlot(slot: ArtifactKind<any> | OptionalInput): { kind: ArtifactKind<unknown>; optional: boolean; wantedBy?: (config: unknown) => boolean } {
+  if ("optional" in slot && slot.optional === true) return { kind: slot.kind, optional: true, wantedBy: slot.wantedBy as ((c: unknown) => boolean) | undefined };
+  return { kind: slot as ArtifactKind<unknown>, optional: false };
+}
+
+type KindMap = Record<string, ArtifactKind<any>>;
+type InputMap = Record<string, ArtifactKind<any> | OptionalInput>;
+type RecordOf<K> = K extends ArtifactKind<infer T> ? T : never;
+type ReaderOf<K> = K extends ArtifactKind<any> ? (K["format"] extends "file" ? FileArtifact<RecordOf<K>> : ArtifactReader<RecordOf<K>>) : never;
+
+export type Inputs<K extends InputMap> = {
+  [S in keyof K as K[S] extends OptionalInput ? never : S]: ReaderOf<K[S]>;
+} & {
+  [S in keyof K as K[S] extends OptionalInput ? S : never]?: K[S] extends OptionalInput<infer T> ? ReaderOf<T> : never;
 };
 export type Outputs<K extends KindMap> = {
   [S in keyof K]: K[S]["format"] extends "file" ? FileArtifact<RecordOf<K[S]>> : ArtifactWriter<RecordOf<K[S]>>;
@@ -50,7 +77,7 @@ export interface Services {
   release(key: string): Promise<void>;
 }
 
-export interface StageContext<C, I extends KindMap, O extends KindMap> {
+export interface StageContext<C, I extends InputMap, O extends KindMap> {
   config: C;
   stage: { id: string; index: number; dir: string };
   run: { id: string; name: string; dir: string; configPath: string };
@@ -100,7 +127,7 @@ export interface RunManifestLike {
   stages: Record<string, { status: string; plugin: string; gates: GateResult[]; configHash: string; config?: unknown; artifacts: { slot: string; kind: string; file: string }[] }>;
 }
 
-export interface PluginDefinition<C extends z.ZodType, I extends KindMap, O extends KindMap> {
+export interface PluginDefinition<C extends z.ZodType, I extends InputMap, O extends KindMap> {
   name: string;
   version: string;
   description: string;
@@ -114,15 +141,16 @@ export interface PluginDefinition<C extends z.ZodType, I extends KindMap, O exte
   run(ctx: StageContext<z.output<C>, I, O>): Promise<void>;
 }
 
-export type AnyPlugin = PluginDefinition<z.ZodType, KindMap, KindMap>;
+export type AnyPlugin = PluginDefinition<z.ZodType, InputMap, KindMap>;
 
-export function definePlugin<C extends z.ZodType, I extends KindMap, O extends KindMap>(
+export function definePlugin<C extends z.ZodType, I extends InputMap, O extends KindMap>(
   def: PluginDefinition<C, I, O>,
 ): PluginDefinition<C, I, O> {
   if (!/^[a-z][a-z0-9-]*$/.test(def.name)) throw new Error(`plugin name '${def.name}' must be lower-case kebab-case`);
   if (!/^\d+\.\d+\.\d+/.test(def.version)) throw new Error(`plugin '${def.name}': version '${def.version}' is not semver`);
-  for (const [slot, kind] of Object.entries({ ...def.consumes, ...def.produces })) {
-    if (!kind || typeof kind.name !== "string" || !kind.schema) throw new Error(`plugin '${def.name}': slot '${slot}' is not an ArtifactKind (use defineKind)`);
+  const slots = [...Object.entries(def.consumes).map(([s, k]) => [s, inputSlot(k).kind] as const), ...Object.entries(def.produces)];
+  for (const [slot, kind] of slots) {
+    if (!kind || typeof kind.name !== "string" || !kind.schema) throw new Error(`plugin '${def.name}': slot '${slot}' is not an ArtifactKind (use defineKind, or optional(kind) for an input)`);
   }
   return def;
 }
