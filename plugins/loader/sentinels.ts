@@ -7,14 +7,16 @@
 //                  tokenization keeps every special token's text out of the id stream
 //   critic-choices " A" and " B" are single, distinct, non-special tokens (SPEC §4)
 //   chat-markup    greedy completions of fixed completion prompts contain no chat
-//                  markup (<|im_start|>, <|assistant|>, [INST], ...) and no special
-//                  token other than end-of-generation
+//                  markup (<|im_start|>, <|assistant|>, [INST], ...) as text or as a
+//                  token, and no special token other than the model's own end of text
+//                  (end-of-generation, BOS, an end marker such as <|endoftext|>)
 //   persona        those completions do not talk like a chat assistant
 //                  ("As an AI language model", "I'm sorry, but I can't") — warn by default
 import type { Model } from "../../native/index.ts";
 import { criticChoiceTokens } from "../critic/critic.ts";
 import { findChatMarkup } from "../prompts/clean.ts";
 import type { GenerationResult, TextGenerator } from "../shared/generation.ts";
+import { classifyEndToken, type EndTokenModel } from "./end-token.ts";
 import type { ContaminationGuard } from "./guard.ts";
 
 export type SentinelMode = "fail" | "warn" | "off";
@@ -93,17 +95,30 @@ export async function probeCompletions(gen: TextGenerator, guard: ContaminationG
   return SENTINEL_PROMPTS.map((p, i) => ({ name: p.name, prompt: p.text, result: results[i]! }));
 }
 
-export function chatMarkupProbe(completions: { name: string; result: GenerationResult }[], guard: ContaminationGuard, eog: readonly number[]): { passed: boolean; detail: string } {
-  const eogSet = new Set(eog);
+/**
+ * Chat markup written as text fails, and so does a special token generated (the one that
+ * ended the completion, or one among its tokens) unless it is the model's own end of
+ * text (end-token.ts): a base model that ends a story with `</s>` or starts its next
+ * document with `<s>` passes, one that writes `<|im_start|>` does not.
+ */
+export function chatMarkupProbe(completions: { name: string; result: GenerationResult }[], guard: ContaminationGuard, info: EndTokenModel): { passed: boolean; detail: string } {
   const bad: string[] = [];
+  const ended: string[] = [];
   for (const c of completions) {
     const markup = findChatMarkup(c.result.text);
     if (markup) bad.push(`${c.name}: ${short(markup)} in ${short(c.result.text)}`);
-    const special = c.result.tokens.map((id) => guard.blocked.get(id)).find((t) => t && !eogSet.has(t.id));
-    if (special) bad.push(`${c.name}: generated special token ${special.id} ${short(special.text)}`);
+    const special = c.result.tokens.map((id) => guard.blocked.get(id)).filter((t) => t !== undefined);
+    const stop = c.result.stopToken;
+    if (stop && !special.some((t) => t.id === stop.id)) special.push({ id: stop.id, text: stop.text, type: "stop" });
+    for (const t of special) {
+      const kind = classifyEndToken(t, info);
+      if (kind === "end-of-text") ended.push(`${c.name}: ${short(t.text)}`);
+      else bad.push(`${c.name}: generated ${kind === "chat-markup" ? "chat-markup" : "special"} token ${t.id} ${short(t.text)}`);
+    }
   }
   if (bad.length) return { passed: false, detail: `chat markers in completions: ${bad.join("; ")}` };
-  return { passed: true, detail: completions.map((c) => `${c.name} -> ${short(c.result.text, 48)}`).join("; ") };
+  const own = ended.length ? `; ended with the model's own end of text (${ended.join(", ")})` : "";
+  return { passed: true, detail: completions.map((c) => `${c.name} -> ${short(c.result.text, 48)}`).join("; ") + own };
 }
 
 export function personaProbe(completions: { name: string; result: GenerationResult }[]): { passed: boolean; detail: string } {
@@ -135,7 +150,7 @@ export async function runSentinels(model: Model, guard: ContaminationGuard, gen:
   add("critic-choices", cfg.criticChoices, () => criticChoicesProbe(model, guard));
   const needGen = cfg.chatMarkup !== "off" || cfg.persona !== "off";
   const completions = needGen && gen ? await probeCompletions(gen, guard, cfg.maxTokens, signal) : null;
-  add("chat-markup", cfg.chatMarkup, completions ? () => chatMarkupProbe(completions, guard, model.info.eogTokenIds) : null);
+  add("chat-markup", cfg.chatMarkup, completions ? () => chatMarkupProbe(completions, guard, model.info) : null);
   add("persona", cfg.persona, completions ? () => personaProbe(completions) : null);
   return out;
 }

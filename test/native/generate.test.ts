@@ -16,9 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generate, generateStream, loadAdapter, loadModel, textWithStop, type Context, type GenerateRequest, type GenerateResult, type Model } from "../../native/index.ts";
-import { gv, readGguf, readTensorF32, writeGguf } from "../../native/gguf/index.ts";
-import { GgmlType } from "../../native/gguf/types.ts";
-import { logSoftmaxRow, tiny, writeTinyLora } from "./helpers.ts";
+import { logSoftmaxRow, tiny, writeFavouringLora, writeTinyLora } from "./helpers.ts";
 
 const EXACT = { kvType: "f32", flashAttention: "off", threads: 1 } as const;
 const HEADER =
@@ -325,20 +323,7 @@ describe("stopping", () => {
    */
   async function favouring(token: number, name: string) {
     const ref = await full(1);
-    const W = readTensorF32(readGguf(modelPath), "output.weight");
-    const H = model.info.embeddingSize, V = model.info.vocabSize;
-    const A = new Float32Array(H * H);
-    for (let i = 0; i < H; i++) A[i * H + i] = 1;
-    const B = new Float32Array(H * V);
-    for (let i = 0; i < H; i++) B[token * H + i] = 4 * W[ref.tokens[0]! * H + i]!;
-    const path = join(dir, `${name}.gguf`);
-    await writeGguf(path, {
-      metadata: [["general.type", gv.str("adapter")], ["general.architecture", gv.str("llama")], ["adapter.type", gv.str("lora")], ["adapter.lora.alpha", gv.f32(H)]],
-      tensors: [
-        { name: "output.weight.lora_a", type: GgmlType.F32, dims: [H, H], data: new Uint8Array(A.buffer) },
-        { name: "output.weight.lora_b", type: GgmlType.F32, dims: [H, V], data: new Uint8Array(B.buffer) },
-      ],
-    });
+    const path = await writeFavouringLora(join(dir, `${name}.gguf`), modelPath, { arch: "llama", hidden: model.info.embeddingSize, vocab: model.info.vocabSize, token, like: ref.tokens[0]! });
     return loadAdapter(model, path);
   }
 

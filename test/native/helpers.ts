@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { tinyModel, type FixtureModelOptions } from "../../native/gguf/fixtures.ts";
 import { llamaCppDirs } from "../../native/gguf/vocab.ts";
-import { gv, writeGguf } from "../../native/gguf/index.ts";
+import { gv, readGguf, readTensorF32, writeGguf } from "../../native/gguf/index.ts";
 import { GgmlType } from "../../native/gguf/types.ts";
 
 export { tinyModel };
@@ -76,4 +76,27 @@ export async function writeTinyLora(out: string, opts: { arch?: string; rank?: n
 
 export function tiny(opts: FixtureModelOptions = {}): Promise<string> {
   return tinyModel(opts);
+}
+
+/**
+ * A LoRA adapter on the output matrix (f32 `output.weight`, a model with untied
+ * embeddings) that adds `factor` times token `like`'s output row to token `token`'s: where
+ * the base model's next token would be `like`, `token` now wins. How a test makes a
+ * control token likely with random weights.
+ */
+export async function writeFavouringLora(out: string, modelPath: string, opts: { arch: string; hidden: number; vocab: number; token: number; like: number; factor?: number }): Promise<string> {
+  const W = readTensorF32(readGguf(modelPath), "output.weight");
+  const H = opts.hidden, V = opts.vocab, factor = opts.factor ?? 4;
+  const A = new Float32Array(H * H);
+  for (let i = 0; i < H; i++) A[i * H + i] = 1;
+  const B = new Float32Array(H * V);
+  for (let i = 0; i < H; i++) B[opts.token * H + i] = factor * W[opts.like * H + i]!;
+  await writeGguf(out, {
+    metadata: [["general.type", gv.str("adapter")], ["general.architecture", gv.str(opts.arch)], ["adapter.type", gv.str("lora")], ["adapter.lora.alpha", gv.f32(H)]],
+    tensors: [
+      { name: "output.weight.lora_a", type: GgmlType.F32, dims: [H, H], data: new Uint8Array(A.buffer) },
+      { name: "output.weight.lora_b", type: GgmlType.F32, dims: [H, V], data: new Uint8Array(B.buffer) },
+    ],
+  });
+  return out;
 }

@@ -3,12 +3,15 @@
 // `fail`, the load; the loader's config needs exactly one of model / synthesize.
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
-import { loadModel, type Model } from "../../native/index.ts";
+import { generate, loadAdapter, loadModel, type Model } from "../../native/index.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
+import { classifyEndToken } from "../../plugins/loader/end-token.ts";
 import { ContaminationGuard } from "../../plugins/loader/guard.ts";
 import { fatalSentinels, runSentinels, SENTINEL_PROMPTS, type SentinelConfig } from "../../plugins/loader/sentinels.ts";
-import type { GenerationRequest, TextGenerator } from "../../plugins/shared/generation.ts";
+import type { GenerationRequest, GenerationResult, TextGenerator } from "../../plugins/shared/generation.ts";
+import { nativeGenerator } from "../../plugins/shared/native-generator.ts";
 import { cli, tempDir, writeConfig } from "../helpers.ts";
+import { writeFavouringLora } from "../native/helpers.ts";
 
 // Child runs and model loads are slow on a shared 2-core machine (the preload's default
 // does not reach every file when several run in one `bun test`).
@@ -22,14 +25,14 @@ beforeAll(async () => {
 });
 afterAll(() => model.dispose());
 
-/** Answers every probe with `text` (and `tokens`), recording what it was sent. */
-function scripted(text: string, tokens: number[] = []): TextGenerator & { sent: GenerationRequest[] } {
+/** Answers every probe with `text` (and `tokens`, and how it ended), recording what it was sent. */
+function scripted(text: string, tokens: number[] = [], ending: Partial<GenerationResult> = {}): TextGenerator & { sent: GenerationRequest[] } {
   const sent: GenerationRequest[] = [];
   return {
     sent,
     async generate(requests) {
       sent.push(...requests);
-      return requests.map(() => ({ text, tokens, stop: "eos" as const, stopString: null }));
+      return requests.map(() => ({ text, tokens, stop: "eos" as const, stopString: null, ...ending }));
     },
   };
 }
@@ -73,6 +76,22 @@ describe("sentinels", () => {
     expect((await runSentinels(model, guard, scripted(" Paris", [12095, eos]), ALL)).find((r) => r.name === "chat-markup")!.passed).toBe(true);
   });
 
+  test("a completion ended by the model's own end of text passes; one ended by chat markup or another special token fails", async () => {
+    const chatMarkup = async (stopToken: { id: number; text: string }) => {
+      const res = await runSentinels(model, guard, scripted(" Paris.", [12095, 13], { stop: "control", stopToken }), ALL);
+      return res.find((r) => r.name === "chat-markup")!;
+    };
+    const eot = await chatMarkup({ id: model.info.eos!, text: "<|endoftext|>" });
+    expect(eot.passed).toBe(true);
+    expect(eot.detail).toContain("own end of text");
+    const im = await chatMarkup({ id: 151644, text: "<|im_start|>" });
+    expect(im.passed).toBe(false);
+    expect(im.detail).toContain('generated chat-markup token 151644 "<|im_start|>"');
+    const fim = await chatMarkup({ id: 151659, text: "<|fim_prefix|>" });
+    expect(fim.passed).toBe(false);
+    expect(fim.detail).toContain("generated special token 151659");
+  });
+
   test("an assistant persona fails the persona probe; off probes are not run", async () => {
     const gen = scripted(" As an AI language model, I cannot browse the internet.");
     const res = await runSentinels(model, guard, gen, { ...ALL, chatMarkup: "off" });
@@ -82,6 +101,70 @@ describe("sentinels", () => {
     const off = await runSentinels(model, guard, none, { ...ALL, chatMarkup: "off", persona: "off" });
     expect(none.sent.length).toBe(0); // nothing generated when no completion probe is on
     expect(off.filter((r) => r.passed === null).map((r) => r.name)).toEqual(["chat-markup", "persona"]);
+  });
+});
+
+describe("the token that ended a completion", () => {
+  const info = { eogTokenIds: [2, 7], bos: 1, eos: 2 };
+  test.each([
+    [{ id: 2, text: "</s>" }, "end-of-text"], // end-of-generation
+    [{ id: 1, text: "<s>" }, "end-of-text"], // BOS: the model starts its next document
+    [{ id: 9, text: "<|end_story|>" }, "end-of-text"], // an end marker not flagged end-of-generation
+    [{ id: 9, text: "<|endoftext|>" }, "end-of-text"],
+    [{ id: 9, text: "<|end_of_text|>" }, "end-of-text"],
+    [{ id: 7, text: "<|im_end|>" }, "chat-markup"], // end-of-generation, yet a chat turn marker
+    [{ id: 9, text: "<|im_start|>" }, "chat-markup"],
+    [{ id: 9, text: "<|eot_id|>" }, "chat-markup"],
+    [{ id: 9, text: "<end_of_turn>" }, "chat-markup"],
+    [{ id: 9, text: "[INST]" }, "chat-markup"],
+    [{ id: 9, text: "<|assistant|>" }, "chat-markup"],
+    [{ id: 9, text: "<|fim_prefix|>" }, "other-special"],
+    [{ id: 9, text: "[PAD151646]" }, "other-special"],
+  ] as const)("%j is %s", (token, kind) => {
+    expect(classifyEndToken(token, info)).toBe(kind);
+  });
+});
+
+// The generator itself on a model whose weights make a control token likely: a llama model
+// with Qwen2's vocabulary (its own output matrix, which an adapter can bend towards one token).
+describe("chat-markup probe on generated control tokens", () => {
+  let qm: Model;
+  let qguard: ContaminationGuard;
+  let dir: string;
+  beforeAll(async () => {
+    dir = tempDir();
+    qm = await loadModel(await tinyModel({ arch: "llama", vocab: "qwen2", type: "f16" }), { threads: 1, contextSize: 512, parallel: 4 });
+    qguard = ContaminationGuard.forModel(qm);
+  });
+  afterAll(() => qm?.dispose());
+
+  async function probe(token: number) {
+    const first = (await generate(qm, [{ prompt: qguard.tokenizePrompt(SENTINEL_PROMPTS[0].text, "x"), sampling: { maxTokens: 1 } }])).results[0]!.tokens[0]!;
+    const path = await writeFavouringLora(join(dir, `favour-${token}.gguf`), qm.path, { arch: "llama", hidden: qm.info.embeddingSize, vocab: qm.info.vocabSize, token, like: first });
+    const adapter = await loadAdapter(qm, path);
+    try {
+      const res = await runSentinels(qm, qguard, nativeGenerator(qm, { adapters: [{ adapter }] }), { ...ALL, tokenizer: "off", criticChoices: "off" });
+      return res.find((r) => r.name === "chat-markup")!;
+    } finally {
+      adapter.dispose();
+    }
+  }
+
+  test("<|im_start|> (control, not end-of-generation) ends the completion and fails the probe", async () => {
+    const im = qm.tokenize("<|im_start|>", { parseSpecial: true })[0]!;
+    expect(qm.info.controlTokenIds).toContain(im);
+    expect(qm.info.eogTokenIds).not.toContain(im);
+    const r = await probe(im);
+    expect(r.passed).toBe(false);
+    expect(r.detail).toContain(`generated chat-markup token ${im} "<|im_start|>"`);
+  });
+
+  test("<|endoftext|> (the model's end of text) passes, and its text is in no completion", async () => {
+    const eot = qm.info.eos!;
+    const r = await probe(eot);
+    expect(r.passed).toBe(true);
+    expect(r.detail).toContain('own end of text (plain: "<|endoftext|>"');
+    expect(r.detail).not.toMatch(/-> "[^"]*<\|endoftext\|>/);
   });
 });
 
