@@ -3,12 +3,12 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
-import type { StageContext } from "../../core/plugin.ts";
+import type { OptionalInput, StageContext } from "../../core/plugin.ts";
 import { loadModel } from "../../native/index.ts";
 import { loadTrainModel, type TrainData, type TrainSession } from "../../native/train.ts";
-import { PreferencePairKind } from "../shared/kinds.ts";
+import { ModelInfoKind, PreferencePairKind } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
-import { stageModelPath } from "../shared/stage-model.ts";
+import { stageModel } from "../shared/stage-model.ts";
 import { LoraAdapterKind } from "../sft/kinds.ts";
 import { baseModelRecord, curveStep, deviceRecord, engineOptions, engineRecord, hyperRecord, trainResumable, warnIfSlow } from "../sft/training.ts";
 import type { DpoConfig } from "./config.ts";
@@ -21,7 +21,7 @@ export const DPO_VERSION = "1.0.0";
 const REFERENCE_CACHE = "reference.msgpack";
 const METRICS = ["rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"] as const;
 
-type Ctx = StageContext<DpoConfig, { pairs: typeof PreferencePairKind; adapter: typeof LoraAdapterKind }, { adapter: typeof DpoAdapterKind; metrics: typeof DpoStepKind }>;
+type Ctx = StageContext<DpoConfig, { pairs: typeof PreferencePairKind; adapter: OptionalInput<typeof LoraAdapterKind>; model: OptionalInput<typeof ModelInfoKind> }, { adapter: typeof DpoAdapterKind; metrics: typeof DpoStepKind }>;
 
 /** Summed response log-prob margins (chosen - rejected) of held-out pairs under the session. */
 async function heldOutMargins(s: TrainSession, data: TrainData | null, c: DpoConfig, useLora: boolean) {
@@ -33,19 +33,24 @@ async function heldOutMargins(s: TrainSession, data: TrainData | null, c: DpoCon
 
 /** The SFT adapter to start from, checked against the base model it must have been trained on. */
 async function startAdapter(ctx: Ctx, modelSha: string) {
-  if (ctx.config.from === "base") return null;
-  const meta = ctx.inputs.adapter.meta();
+  const input = ctx.inputs.adapter;
+  if (ctx.config.from === "base") {
+    if (input) throw new Error(`dpo: from: base trains a fresh LoRA on the bare base and reads no adapter; remove \`adapter\` from this stage's inputs (it is wired to ${input.path})`);
+    return null;
+  }
+  if (!input) throw new Error("dpo: from: sft needs the SFT adapter as its `adapter` input"); // the planner wires it for from: sft
+  const meta = input.meta();
   if (meta.baseModel.sha256 !== modelSha) {
     throw new Error(`dpo: the SFT adapter was trained on ${meta.baseModel.path} (sha256 ${meta.baseModel.sha256.slice(0, 12)}), not on this stage's model (sha256 ${modelSha.slice(0, 12)})`);
   }
-  return { path: ctx.inputs.adapter.path, record: { sha256: await sha256File(ctx.inputs.adapter.path), dataSha256: meta.data.textSha256, qcForced: meta.qc.forced } };
+  return { path: input.path, record: { sha256: await sha256File(input.path), dataSha256: meta.data.textSha256, qcForced: meta.qc.forced } };
 }
 
 export async function runDpo(ctx: Ctx): Promise<void> {
   const c = ctx.config;
   // Training loads its own copy of the weights: never two models resident (SPEC §8's lesson).
   await ModelService.releaseAll(ctx.services);
-  const modelPath = await stageModelPath(ctx, c.model, "dpo");
+  const { path: modelPath, sha256: modelSha } = await stageModel(ctx, c.model, ctx.inputs.model, "dpo");
   const seed = c.seed ?? ctx.seed;
 
   const qc = await pairsQc(ctx);
@@ -54,7 +59,6 @@ export async function runDpo(ctx: Ctx): Promise<void> {
   }
   if (!qc.passed) ctx.log.warn("dpo: training on pairs whose QC did not pass (force: true)", { stage: qc.stage, failed: qc.failedGates });
 
-  const modelSha = await sha256File(modelPath);
   const start = await startAdapter(ctx, modelSha);
   const records = await ctx.inputs.pairs.all();
   const tok = await loadModel(modelPath, { vocabOnly: true });

@@ -3,8 +3,8 @@
 // Refuses a dataset whose QC did not pass unless `force: true` (recorded). Writes the
 // adapter in llama.cpp's GGUF LoRA format (with the training manifest as its metadata),
 // the loss curve, and training-manifest.json. Interrupted, it resumes from its checkpoint.
-import { definePlugin } from "../../core/plugin.ts";
-import { QcReportKind, SftExampleKind } from "../shared/kinds.ts";
+import { definePlugin, optional } from "../../core/plugin.ts";
+import { ModelInfoKind, QcReportKind, SftExampleKind } from "../shared/kinds.ts";
 import { SftConfig } from "./config.ts";
 import { LoraAdapterKind, TrainStepKind } from "./kinds.ts";
 import { runSft, SFT_VERSION } from "./run.ts";
@@ -14,7 +14,8 @@ export default definePlugin({
   version: SFT_VERSION,
   description: "LoRA SFT on response tokens only; writes a llama.cpp GGUF LoRA adapter, loss curve and training manifest",
   config: SftConfig,
-  consumes: { examples: SftExampleKind, qc: QcReportKind },
+  // The base model: the loader's model-info (wired from the nearest loader) unless the config names a file.
+  consumes: { examples: SftExampleKind, qc: QcReportKind, model: optional(ModelInfoKind, { wantedBy: (c: SftConfig) => c.model === undefined }) },
   produces: { adapter: LoraAdapterKind, lossCurve: TrainStepKind },
   run: runSft,
 });

@@ -1,13 +1,12 @@
 // The sft stage's work: QC gate, data, training (resumable), adapter, loss curve, manifest.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { sha256File } from "../../core/artifacts.ts";
-import type { StageContext } from "../../core/plugin.ts";
+import type { OptionalInput, StageContext } from "../../core/plugin.ts";
 import { loadModel } from "../../native/index.ts";
 import { loadTrainModel, type EvalResult, type TrainData, type TrainSession } from "../../native/train.ts";
-import { QcReportKind, SftExampleKind } from "../shared/kinds.ts";
+import { ModelInfoKind, QcReportKind, SftExampleKind } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
-import { stageModelPath } from "../shared/stage-model.ts";
+import { stageModel } from "../shared/stage-model.ts";
 import type { SftConfig } from "./config.ts";
 import { prepareSftData } from "./data.ts";
 import { LoraAdapterKind, TrainStepKind, type TrainingManifest, type TrainStep } from "./kinds.ts";
@@ -15,7 +14,7 @@ import { baseModelRecord, curveStep, deviceRecord, engineOptions, engineRecord, 
 
 export const SFT_VERSION = "1.0.0";
 
-type Ctx = StageContext<SftConfig, { examples: typeof SftExampleKind; qc: typeof QcReportKind }, { adapter: typeof LoraAdapterKind; lossCurve: typeof TrainStepKind }>;
+type Ctx = StageContext<SftConfig, { examples: typeof SftExampleKind; qc: typeof QcReportKind; model: OptionalInput<typeof ModelInfoKind> }, { adapter: typeof LoraAdapterKind; lossCurve: typeof TrainStepKind }>;
 
 async function validation(s: TrainSession, data: TrainData | null, useLora: boolean) {
   if (!data) return null;
@@ -27,7 +26,7 @@ export async function runSft(ctx: Ctx): Promise<void> {
   const c = ctx.config;
   // Training loads its own copy of the weights: never two models resident (SPEC §8's lesson).
   await ModelService.releaseAll(ctx.services);
-  const modelPath = await stageModelPath(ctx, c.model, "sft");
+  const { path: modelPath, sha256: modelSha } = await stageModel(ctx, c.model, ctx.inputs.model, "sft");
   const seed = c.seed ?? ctx.seed;
 
   // QC gate (SPEC §6): a dataset whose QC did not pass is refused unless forced.
@@ -48,7 +47,6 @@ export async function runSft(ctx: Ctx): Promise<void> {
   } finally {
     tok.dispose();
   }
-  const modelSha = await sha256File(modelPath);
 
   const model = await loadTrainModel(modelPath, { backend: c.backend, storage: c.baseStorage });
   const session = model.createSession({ ...c.lora, seed, threads: c.threads, checkpointActivations: c.checkpointActivations });
