@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { NegativeKind } from "../shared/kinds.ts";
 import { SCORER_CHOICES } from "../shared/scorer.ts";
+import { PairsQcConfig } from "./qc.ts";
 
 const Sampling = z.strictObject({
   temperature: z.number().min(0),
@@ -70,6 +71,8 @@ export const PairsConfig = z
     batch: z.number().int().min(1).default(16),
     /** The critic's forward: auto = the training engine when its CUDA backend is usable, else llama.cpp. */
     scorer: z.enum(SCORER_CHOICES).optional(),
+    /** The QC gate over the whole set (qc.ts; with shards, over the merged whole). The stage's `gate: stop|report` says whether a failure stops the run; dpo refuses failed pairs unless forced. */
+    qc: PairsQcConfig.default(PairsQcConfig.parse({})),
   })
   .refine((c) => c.bestOfN.enabled || c.synthetic.enabled, { message: "enable bestOfN or synthetic (or both)" });
 export type PairsConfig = z.output<typeof PairsConfig>;

@@ -9,10 +9,13 @@
 // batch is committed with the cursor {phase, done} plus the skip and maker counts, so a
 // resumed stage continues exactly there and writes nothing twice. Pairs are deduplicated
 // by (instruction, chosen, rejected) after normalisation, across resumes too (the keys
-// are rebuilt from the committed records). The QC summary (summary.ts) goes to
-// pairs-summary.json and the stage's provenance.
+// are rebuilt from the committed records). The QC summary (summary.ts) and gate (qc.ts)
+// go to pairs-summary.json, the stage's gates and its provenance; a sharded run decides
+// them in merge() over the merged whole (each shard's summary holds only its share).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
-import { definePlugin } from "../../core/plugin.ts";
+import { definePlugin, type StageContext } from "../../core/plugin.ts";
 import { modelProvenanceExtra } from "../loader/open.ts";
 import { normalizeInstruction } from "../prompts/dedupe.ts";
 import { PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
@@ -20,6 +23,7 @@ import { promptFormatsSha256 } from "../prompts/spec.ts";
 import { ModelInfoKind, PreferencePairKind, SftExampleKind, type PreferencePair, type SftExample } from "../shared/kinds.ts";
 import { LoraAdapterKind } from "../sft/kinds.ts";
 import { PairsConfig } from "./config.ts";
+import { pairsQc, sumCounts, type PairsCounts, type PairsQcResult } from "./qc.ts";
 import { bestOfNBatch, syntheticBatch, type BatchResult } from "./make.ts";
 import { pairsModel } from "./model.ts";
 import { summarizePairs } from "./summary.ts";
@@ -111,13 +115,41 @@ export default definePlugin({
         task.update((cur.phase === 1 ? phases[0].length : 0) + cur.done);
       }
       task.finish();
-      const summary = { ...summarizePairs(written, cur.skipped), duplicates: cur.duplicates, negativesMadeBy: cur.made };
-      ctx.provenance.extra.summary = summary;
-      await ctx.writeFile("pairs-summary.json", `${JSON.stringify(summary, null, 2)}\n`);
-      const diff = summary.length.all.difference;
-      ctx.log.info(`pairs: ${summary.pairs} pairs (${summary.bySource["best-of-n"]} best-of-n, ${summary.bySource.synthetic} synthetic)${diff ? `, rejected − chosen tokens: mean ${diff.mean.toFixed(1)}, median ${diff.median}` : ""}`);
+      const counts: PairsCounts = { work: { bestOfN: phases[0].length, synthetic: phases[1].length }, skipped: cur.skipped, negativesMadeBy: cur.made, duplicates: cur.duplicates };
+      // A shard writes its share's summary (with its counts, which merge adds up); the QC
+      // gate is decided over the whole only: here unsharded, in merge() when sharded.
+      if (ctx.shard) await ctx.writeFile(SUMMARY_FILE, json(makeSummary(written, counts, null)));
+      else await finish(ctx, written, counts);
     } finally {
       m.dispose();
     }
   },
+  async merge(ctx) {
+    const parts = ctx.shards.map((s) => {
+      const file = join(s.dir, SUMMARY_FILE);
+      if (!existsSync(file)) throw new Error(`pairs: shard ${s.index}/${s.count} left no ${file}`);
+      const { work, skipped, negativesMadeBy, duplicates } = JSON.parse(readFileSync(file, "utf8")) as PairsCounts;
+      return { work, skipped, negativesMadeBy, duplicates };
+    });
+    await finish(ctx, await ctx.outputs.pairs.all(), sumCounts(parts));
+  },
 });
+
+const SUMMARY_FILE = "pairs-summary.json";
+const json = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
+
+function makeSummary(pairs: readonly PreferencePair[], counts: PairsCounts, qc: PairsQcResult | null) {
+  return { ...summarizePairs(pairs, counts.skipped), duplicates: counts.duplicates, negativesMadeBy: counts.negativesMadeBy, work: counts.work, qc };
+}
+
+/** The whole set's summary and QC gates: pairs-summary.json, provenance, ctx.gate, the log. */
+async function finish(ctx: Pick<StageContext<PairsConfig, never, never>, "config" | "provenance" | "writeFile" | "gate" | "log">, pairs: readonly PreferencePair[], counts: PairsCounts) {
+  const cfg = ctx.config;
+  const qc = pairsQc(pairs, counts, { qc: cfg.qc, mix: cfg.synthetic.mix, bestOfN: cfg.bestOfN.enabled, synthetic: cfg.synthetic.enabled });
+  const summary = makeSummary(pairs, counts, qc);
+  ctx.provenance.extra.summary = summary;
+  await ctx.writeFile(SUMMARY_FILE, json(summary));
+  for (const g of qc.gates) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { value: g.value, op: g.op, threshold: g.threshold } });
+  const diff = summary.length.all.difference;
+  ctx.log.info(`pairs: ${summary.pairs} pairs (${summary.bySource["best-of-n"]} best-of-n, ${summary.bySource.synthetic} synthetic)${diff ? `, rejected − chosen tokens: mean ${diff.mean.toFixed(1)}, median ${diff.median}` : ""}; QC ${qc.passed ? "PASS" : `FAIL (${qc.gates.filter((g) => !g.passed).map((g) => g.name).join(", ")})`}`);
+}

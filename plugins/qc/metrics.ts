@@ -49,7 +49,7 @@ export const pct = (x: number | null): string => (x === null ? "n/a" : `${(x * 1
 
 /** One gate: `value op threshold` must hold; a null threshold turns the gate off
  *  (always passes); a null value (nothing to measure) fails an enabled gate. */
-function gate(name: string, value: number | null, op: Gate["op"], threshold: number | null, describe: (v: string) => string, asRate: boolean): Gate {
+export function gate(name: string, value: number | null, op: Gate["op"], threshold: number | null, describe: (v: string) => string, asRate: boolean): Gate {
   const fmt = (x: number | null) => (x === null ? "n/a" : asRate ? pct(x) : String(+x.toFixed(2)));
   const ok = value !== null && threshold !== null && (op === "<" ? value < threshold : op === "<=" ? value <= threshold : value >= threshold);
   const passed = threshold === null || ok;

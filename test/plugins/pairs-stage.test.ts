@@ -5,7 +5,7 @@
 // synthetic negative worse in its kind, records valid for DPO, the summary, and a resume
 // after SIGKILL giving the same bytes as an uninterrupted run.
 import { beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { loadModel } from "../../native/index.ts";
@@ -100,6 +100,7 @@ stages:
       threads: 1
       force: true
   - plugin: pairs
+    gate: report
     config:
       batch: 4
       bestOfN: { n: 3, minMarginGap: 0, limit: 6, sampling: { temperature: 0.7, topP: 1, topK: 8, repetitionPenalty: 1, maxTokens: 12 } }
@@ -229,5 +230,88 @@ describe("pairs stage", () => {
     expectOk(await cli(["run", cfg, "--run-dir", runDir]));
     expect(readFileSync(join(runDir, PAIRS), "utf8")).toBe(readFileSync(join(reference, PAIRS), "utf8"));
     expect(readFileSync(join(runDir, "pairs/pairs-summary.json"), "utf8")).toBe(readFileSync(join(reference, "pairs/pairs-summary.json"), "utf8"));
+  });
+});
+
+// The pairs QC gate on the stage's real output: a failed gate stops the run (gate: stop) or,
+// reported, makes dpo refuse the pairs until forced; with shards it covers the merged whole.
+// Each test works on a copy of the reference run, so only the stages whose config changed run.
+function copyOfReference(name: string): string {
+  const to = join(dir, name);
+  cpSync(reference, to, { recursive: true });
+  return to;
+}
+
+/** The reference config with the pairs stage's header and QC changed, and stages appended. */
+function variant(file: string, o: { pairsHeader?: string; qc?: string; after?: string }): string {
+  // Random weights: the reference's critic rarely separates best-of-N samples, so it reports.
+  const header = "  - plugin: pairs\n    gate: report\n";
+  let text = readFileSync(cfg, "utf8").replace(header, o.pairsHeader ?? header);
+  if (o.qc) text = text.replace("      batch: 4\n", `      batch: 4\n      qc: ${o.qc}\n`);
+  return writeConfig(dir, file, text + (o.after ?? ""));
+}
+
+const DPO = (force: boolean) => `  - plugin: dpo
+    config: { lora: { rank: 4, alpha: 8 }, maxSteps: 2, microBatch: 2, gradAccum: 1, threads: 1, force: ${force} }
+`;
+
+describe("pairs QC gate", () => {
+  test("an unsharded run gates its own pairs; the decision is in the manifest and pairs-summary.json", () => {
+    const m = manifest(reference).stages.pairs!;
+    expect(m.gates.map((g) => g.name)).toEqual(["pairs", "best-of-n-kept", "duplicate-rate", "identical-sides", "chosen-leakage", "kind-mix", "length-difference"]);
+    const summary = JSON.parse(readFileSync(join(reference, "pairs/pairs-summary.json"), "utf8"));
+    expect(summary.qc.gates.map((g: { passed: boolean }) => g.passed)).toEqual(m.gates.map((g) => g.passed));
+    expect(summary.work).toEqual({ bestOfN: 6, synthetic: 20 });
+    expect((m.gates[0] as { summary?: string }).summary).toBe(`${pairsOf(reference).length} pairs >= 1`);
+  });
+
+  test("a failed pairs gate stops the run; reported, it stops dpo; force: true trains and records it", async () => {
+    const runDir = copyOfReference("gated");
+    const qc = "{ minPairs: 1000, minBestOfNKept: null }";
+    const stopped = await cli(["run", variant("gated-stop.yaml", { pairsHeader: "  - plugin: pairs\n    gate: stop\n", qc, after: DPO(false) }), "--run-dir", runDir]);
+    expect(stopped.exitCode).toBe(3);
+    expect(stopped.stderr).toContain("gate 'pairs' of stage 'pairs' failed:");
+    expect(manifest(runDir).stages.dpo).toBeUndefined();
+
+    // The gate mode is not the stage's identity: pairs is not recomputed, dpo refuses.
+    const reported = variant("gated-report.yaml", { pairsHeader: "  - plugin: pairs\n    gate: report\n", qc, after: DPO(false) });
+    const refused = await cli(["run", reported, "--run-dir", runDir]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain("stage 'pairs': unchanged, skipped");
+    expect(refused.stderr).toContain("dpo: refusing pairs whose QC did not pass (stage 'pairs', failed: pairs)");
+    expect(existsSync(join(runDir, "dpo/adapter.gguf"))).toBe(false);
+
+    const forced = await cli(["run", variant("gated-force.yaml", { pairsHeader: "  - plugin: pairs\n    gate: report\n", qc, after: DPO(true) }), "--run-dir", runDir]);
+    expectOk(forced);
+    const meta = JSON.parse(readFileSync(join(runDir, "dpo/adapter.gguf.meta.json"), "utf8"));
+    expect(meta.qc).toEqual({ stage: "pairs", passed: false, failedGates: ["pairs"], forced: true });
+    expect(manifest(runDir).stages.dpo!.provenance.extra.dpo).toMatchObject({ qcPassed: false, qcForced: true });
+  });
+
+  test("sharded: the summary and the gate cover the merged whole, not a shard's share", async () => {
+    const runDir = copyOfReference("sharded");
+    // 6 best-of-N instructions and 20 chosen examples over 2 shards: at most 3 + 10 = 13 pairs
+    // a shard, so a shard alone fails 14 and the merged whole (>= 18 synthetic) passes.
+    expectOk(await cli(["run", variant("sharded.yaml", { pairsHeader: "  - plugin: pairs\n    gate: report\n    shards: 2\n", qc: "{ minPairs: 14 }" }), "--run-dir", runDir]));
+    const pairs = pairsOf(runDir);
+    const st = manifest(runDir).stages.pairs!;
+    expect(st.gates.map((g) => g.name)).toEqual(["pairs", "best-of-n-kept", "duplicate-rate", "identical-sides", "chosen-leakage", "kind-mix", "length-difference"]);
+    expect(st.gates[0]).toMatchObject({ passed: true, summary: `${pairs.length} pairs >= 14` });
+    expect((st as unknown as { files: { file: string }[] }).files.map((f) => f.file)).toEqual(["pairs-summary.json"]);
+    const whole = JSON.parse(readFileSync(join(runDir, "pairs/pairs-summary.json"), "utf8"));
+    const parts = [0, 1].map((i) => JSON.parse(readFileSync(join(runDir, `pairs/shards/${i}-of-2/pairs-summary.json`), "utf8")));
+    for (const p of parts) {
+      expect(p.pairs).toBeLessThan(14);
+      expect(p.qc).toBeNull();
+    }
+    expect(whole.pairs).toBe(pairs.length);
+    expect(whole.pairs).toBe(parts[0].pairs + parts[1].pairs);
+    expect(whole.work).toEqual({ bestOfN: 6, synthetic: 20 });
+    expect(whole.duplicates).toBe(parts[0].duplicates + parts[1].duplicates);
+    expect(whole.bySource).toEqual({ "best-of-n": pairs.filter((p) => p.source === "best-of-n").length, synthetic: pairs.filter((p) => p.source === "synthetic").length });
+    expect(whole.length.all.difference.count).toBe(pairs.length);
+    const skipped = (s: { skipped: Record<string, number> }) => Object.values(s.skipped).reduce((a, b) => a + b, 0);
+    expect(skipped(whole)).toBe(skipped(parts[0]) + skipped(parts[1]));
+    expect(st.provenance.extra.summary).toEqual(whole);
   });
 });
