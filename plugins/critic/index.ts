@@ -8,13 +8,13 @@ import { definePlugin } from "../../core/plugin.ts";
 import { openModel, modelProvenanceExtra } from "../loader/open.ts";
 import { ModelInfoKind, SftExampleKind, type SftExample } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
-import { Critic } from "./critic.ts";
+import { Critic, chooseCriticLabels, criticProvenance, describeCriticChoice } from "./critic.ts";
 import { CriticStageConfig } from "./config.ts";
 
 export default definePlugin({
   name: "critic",
   version: "1.0.0",
-  description: "judge sft-example records with the single-token A/B pair critic; keep verdicts or drop rejected records",
+  description: "judge sft-example records with the A/B pair critic (labels chosen for the tokenizer); keep verdicts or drop rejected records",
   config: CriticStageConfig,
   consumes: { model: ModelInfoKind, examples: SftExampleKind },
   produces: { examples: SftExampleKind },
@@ -23,7 +23,9 @@ export default definePlugin({
     const cfg = ctx.config;
     const m = await openModel(ctx.services, ctx.inputs.model, { signal: ctx.signal, log: ctx.log });
     const scorer = await (await ModelService.of(ctx.services)).scorer(m.provenance.path, { scorer: cfg.scorer, log: ctx.log });
-    Object.assign(ctx.provenance.extra, modelProvenanceExtra(m.provenance), { threshold: cfg.threshold, drop: cfg.drop, scorer: scorer.provenance });
+    const labels = chooseCriticLabels(m.model, m.guard);
+    Object.assign(ctx.provenance.extra, modelProvenanceExtra(m.provenance), { threshold: cfg.threshold, drop: cfg.drop, scorer: scorer.provenance, critic: criticProvenance(labels) });
+    ctx.log.info(`critic: ${describeCriticChoice(labels)}`);
     const all: SftExample[] = [];
     for await (const r of ctx.inputs.examples) all.push(r);
     const mine = ctx.shard ? all.filter((_, i) => i % ctx.shard!.count === ctx.shard!.index) : all;

@@ -2,7 +2,7 @@
 // guard, the generator and the critic; provenance facts; pilot/scale parameters.
 import type { RunManifestLike, Services, Logger } from "../../core/plugin.ts";
 import type { z } from "zod";
-import { Critic } from "../critic/critic.ts";
+import { Critic, criticChoiceRecord } from "../critic/critic.ts";
 import { modelProvenanceExtra, openModel, type OpenedModel } from "../loader/open.ts";
 import { PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
 import { promptFormatsSha256 } from "../prompts/spec.ts";
@@ -51,7 +51,8 @@ export async function stageModel(services: Services, input: AsyncIterable<ModelI
 }
 
 export function provenanceExtra(m: OpenedModel): Record<string, unknown> {
-  return { ...modelProvenanceExtra(m.provenance), promptFormatVersion: PROMPT_FORMAT_VERSION, promptFormatsSha256: promptFormatsSha256() };
+  // critic: the labels the critic reads for this tokenizer and how (SPEC §4), so the prompts it judged with are known.
+  return { ...modelProvenanceExtra(m.provenance), promptFormatVersion: PROMPT_FORMAT_VERSION, promptFormatsSha256: promptFormatsSha256(), critic: criticChoiceRecord(m.model, m.guard) };
 }
 
 /**

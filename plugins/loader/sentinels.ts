@@ -5,7 +5,9 @@
 //   tokenizer      the addon's defaults hold: "<|im_start|>"-style text is not turned
 //                  into a control id, no BOS/EOS is added, and the guard's plain-text
 //                  tokenization keeps every special token's text out of the id stream
-//   critic-choices " A" and " B" are single, distinct, non-special tokens (SPEC §4)
+//   critic-choices the critic can read a label pair for this tokenizer (SPEC §4): " A" /
+//                  " B" or another pair as single tokens, else multi-token labels by
+//                  summed log-probs; the detail says which
 //   chat-markup    greedy completions of fixed completion prompts contain no chat
 //                  markup (<|im_start|>, <|assistant|>, [INST], ...) as text or as a
 //                  token, and no special token other than the model's own end of text
@@ -13,7 +15,7 @@
 //   persona        those completions do not talk like a chat assistant
 //                  ("As an AI language model", "I'm sorry, but I can't") — warn by default
 import type { Model } from "../../native/index.ts";
-import { criticChoiceTokens } from "../critic/critic.ts";
+import { chooseCriticLabels, describeCriticChoice } from "../critic/critic.ts";
 import { findChatMarkup } from "../prompts/clean.ts";
 import type { GenerationResult, TextGenerator } from "../shared/generation.ts";
 import { classifyEndToken, type EndTokenModel } from "./end-token.ts";
@@ -78,8 +80,7 @@ export function tokenizerProbe(model: Model, guard: ContaminationGuard): { passe
 
 export function criticChoicesProbe(model: Model, guard: ContaminationGuard): { passed: boolean; detail: string } {
   try {
-    const c = criticChoiceTokens(model, guard);
-    return { passed: true, detail: `" A" = token ${c.accept}, " B" = token ${c.reject}` };
+    return { passed: true, detail: describeCriticChoice(chooseCriticLabels(model, guard)) };
   } catch (e) {
     return { passed: false, detail: (e as Error).message };
   }

@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import { definePlugin, type StageContext } from "../../core/plugin.ts";
+import { criticChoiceRecord } from "../critic/critic.ts";
 import { modelProvenanceExtra } from "../loader/open.ts";
 import { normalizeInstruction } from "../prompts/dedupe.ts";
 import { PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
@@ -66,6 +67,7 @@ export default definePlugin({
       Object.assign(ctx.provenance.extra, modelProvenanceExtra(m.provenance), {
         adapter: { path: m.adapterPath, sha256: await sha256File(m.adapterPath), applied: phases[0].length > 0 },
         scorer: m.scorer,
+        critic: criticChoiceRecord(m.model, m.guard),
         promptFormatVersion: PROMPT_FORMAT_VERSION,
         promptFormatsSha256: promptFormatsSha256(),
         workList: { ...lists.stats, bestOfN: phases[0].length, synthetic: phases[1].length },

@@ -114,40 +114,93 @@ export function buildInstructionListPrompt(opts: { seed: number; key: string; k:
 
 // ---------------------------------------------------------------- critics
 
-/** The two continuations a critic compares; each must be one token (checked at load). */
-export const CRITIC_CHOICES = { accept: " A", reject: " B" } as const;
+/**
+ * The two answers a critic compares, as they follow `Answer:`: accept means yes, reject
+ * means no. Each is a space and a short word; the rubric and the labelled examples name them.
+ */
+export interface CriticLabels {
+  readonly accept: string;
+  readonly reject: string;
+}
 
-export const INSTRUCTION_CRITIC_RUBRIC =
-  "Decide whether each instruction is clear, self-contained and answerable.\n" +
-  "A means yes: someone could carry it out right away without asking anything back.\n" +
-  "B means no: it is vague, incomplete, refers to something that is not given, or is not a task.\n\n";
+/** The default pair (SPEC §4): what every critic prompt uses when " A" and " B" are single tokens. */
+export const CRITIC_CHOICES: CriticLabels = { accept: " A", reject: " B" };
 
-export const PAIR_CRITIC_RUBRIC =
-  "Decide whether each response fulfils its instruction.\n" +
-  "A means yes: it does what the instruction asks, correctly and on topic.\n" +
-  "B means no: it is wrong, off topic, incomplete, repeats the instruction, or does something else.\n\n";
+/**
+ * The label pairs the critic tries, in this order, for one whose labels are each a single
+ * token after `Answer:` (small vocabularies lack " A"; stories260K has " a" and " b"). The
+ * first is the default; when none fits, the critic scores the default pair's multi-token
+ * labels by their summed log-probs (plugins/critic/critic.ts). Fixed: the choice depends on
+ * the tokenizer alone, and changing this list changes which prompts such models get.
+ */
+export const CRITIC_LABEL_PAIRS: readonly CriticLabels[] = [
+  CRITIC_CHOICES,
+  { accept: " a", reject: " b" },
+  { accept: " Y", reject: " N" },
+  { accept: " y", reject: " n" },
+  { accept: " 1", reject: " 2" },
+];
 
-/** Rubric + labelled examples: identical for every item, so batches share its KV cache. */
-export const INSTRUCTION_CRITIC_HEADER =
-  INSTRUCTION_CRITIC_RUBRIC + INSTRUCTION_CRITIC_EXAMPLES.map((e) => `Instruction: ${e.instruction}\nAnswer: ${e.answer}\n\n`).join("");
+/** A label pair a prompt can name: a space then one word each, different. */
+export function assertCriticLabels(labels: CriticLabels): void {
+  for (const [what, l] of [["accept", labels.accept], ["reject", labels.reject]] as const) {
+    if (!/^ [^\s]{1,16}$/.test(l)) throw new PromptError(`critic label ${what} must be a space and one word of at most 16 characters, got ${JSON.stringify(l)}`);
+  }
+  if (labels.accept === labels.reject) throw new PromptError(`critic labels accept and reject are both ${JSON.stringify(labels.accept)}`);
+}
 
-export const PAIR_CRITIC_HEADER =
-  PAIR_CRITIC_RUBRIC + PAIR_CRITIC_EXAMPLES.map((e) => `Instruction: ${e.instruction}\nResponse: ${e.response}\nAnswer: ${e.answer}\n\n`).join("");
+function criticRubric(task: string, yes: string, no: string, labels: CriticLabels): string {
+  return `${task}\n${labels.accept.slice(1)} means yes: ${yes}\n${labels.reject.slice(1)} means no: ${no}\n\n`;
+}
 
-/** Ends in `Answer:`; the critic reads logp(" A") and logp(" B") of the next token. */
-export function instructionCriticPrompt(instruction: string): string {
+const answerLabel = (answer: "A" | "B", labels: CriticLabels) => (answer === "A" ? labels.accept : labels.reject);
+
+/** The instruction critic's rubric and labelled examples for a label pair (identical for every item: batches share its KV cache). */
+export function instructionCriticHeader(labels: CriticLabels = CRITIC_CHOICES): string {
+  assertCriticLabels(labels);
+  return (
+    criticRubric(
+      "Decide whether each instruction is clear, self-contained and answerable.",
+      "someone could carry it out right away without asking anything back.",
+      "it is vague, incomplete, refers to something that is not given, or is not a task.",
+      labels,
+    ) + INSTRUCTION_CRITIC_EXAMPLES.map((e) => `Instruction: ${e.instruction}\nAnswer:${answerLabel(e.answer, labels)}\n\n`).join("")
+  );
+}
+
+/** The pair critic's rubric and labelled examples for a label pair. */
+export function pairCriticHeader(labels: CriticLabels = CRITIC_CHOICES): string {
+  assertCriticLabels(labels);
+  return (
+    criticRubric(
+      "Decide whether each response fulfils its instruction.",
+      "it does what the instruction asks, correctly and on topic.",
+      "it is wrong, off topic, incomplete, repeats the instruction, or does something else.",
+      labels,
+    ) + PAIR_CRITIC_EXAMPLES.map((e) => `Instruction: ${e.instruction}\nResponse: ${e.response}\nAnswer:${answerLabel(e.answer, labels)}\n\n`).join("")
+  );
+}
+
+/** The headers with the default labels " A" / " B". */
+export const INSTRUCTION_CRITIC_HEADER = instructionCriticHeader();
+export const PAIR_CRITIC_HEADER = pairCriticHeader();
+
+/** Ends in `Answer:`; the critic reads the log-probs of the two labels that follow (default " A" and " B"). */
+export function instructionCriticPrompt(instruction: string, labels: CriticLabels = CRITIC_CHOICES): string {
   assertInstruction(instruction);
-  return `${INSTRUCTION_CRITIC_HEADER}Instruction: ${instruction}\nAnswer:`;
+  const header = labels === CRITIC_CHOICES ? INSTRUCTION_CRITIC_HEADER : instructionCriticHeader(labels);
+  return `${header}Instruction: ${instruction}\nAnswer:`;
 }
 
 /** Ends in `Answer:`. The response may span lines; it should be a cleaned one
  *  (a leftover delimiter would make the item look like two examples). */
-export function pairCriticPrompt(instruction: string, response: string): string {
+export function pairCriticPrompt(instruction: string, response: string, labels: CriticLabels = CRITIC_CHOICES): string {
   assertInstruction(instruction);
-  return `${PAIR_CRITIC_HEADER}Instruction: ${instruction}\nResponse: ${response}\nAnswer:`;
+  const header = labels === CRITIC_CHOICES ? PAIR_CRITIC_HEADER : pairCriticHeader(labels);
+  return `${header}Instruction: ${instruction}\nResponse: ${response}\nAnswer:`;
 }
 
-/** The verdict record of SPEC §4: margin = logp(" A") − logp(" B"), accepted iff margin ≥ threshold. */
+/** The verdict record of SPEC §4: margin = logp(accept label) − logp(reject label) (" A", " B" by default), accepted iff margin ≥ threshold. */
 export function criticVerdict(logpA: number, logpB: number, threshold: number): { margin: number; accepted: boolean; threshold: number } {
   const margin = logpA - logpB;
   if (!Number.isFinite(margin)) throw new PromptError(`critic margin is not finite (logp A ${logpA}, logp B ${logpB})`);

@@ -63,5 +63,7 @@ describe("critic stage", () => {
     const m = manifest(runDir);
     expect(m.stages.engine!.provenance.extra.scorer).toMatchObject({ scorer: "engine", requested: "engine", backend: "cpu" });
     expect(m.stages.rejudged!.provenance.extra.scorer).toMatchObject({ scorer: "llama.cpp", requested: "auto" });
+    // Which labels the critic read and how (Qwen2's vocabulary has " A" and " B" as single tokens).
+    expect(m.stages.rejudged!.provenance.extra.critic).toMatchObject({ labels: { accept: " A", reject: " B" }, method: "single-token", tokens: { accept: [362], reject: [425] }, default: true });
   });
 });

@@ -72,6 +72,8 @@ describe("instructions and responses", () => {
     expect(extra.modelSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(extra.stopStrings).toEqual(responseStopStrings(1));
     expect(extra.promptFormatsSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(extra.critic).toMatchObject({ labels: { accept: " A", reject: " B" }, method: "single-token" });
+    expect(m.stages.instructions!.provenance.extra.critic).toEqual(extra.critic);
     // No usable CUDA here: the critic scored with llama.cpp, and the manifest says why.
     expect(extra.scorer).toMatchObject({ scorer: "llama.cpp", requested: "auto", reason: expect.stringContaining("not usable") });
     expect(m.stages.instructions!.gates.map((g) => g.name)).toEqual(["instruction-yield"]);
