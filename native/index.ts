@@ -56,6 +56,7 @@ interface NativeAddon {
   createContext(model: NativeModel, opts: object): Promise<NativeContext>;
   loadAdapter(model: NativeModel, path: string): Promise<NativeAdapter>;
   quantize(inPath: string, outPath: string, type: QuantType, opts: object): Promise<void>;
+  checkGguf(path: string): GgufVerdict;
 }
 
 let addon: NativeAddon | null = null;
@@ -553,6 +554,27 @@ export type QuantType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q4_
 /** llama_model_quantize. q4_k means Q4_K_M (llama.cpp's usual mix of Q4_K and Q6_K). */
 export async function quantize(inPath: string, outPath: string, type: QuantType, opts: { threads?: number } = {}): Promise<void> {
   await native().quantize(inPath, outPath, type, opts);
+}
+
+// ---- file checks -------------------------------------------------------------------
+
+/** What checkGguf found a file to be. */
+export interface GgufVerdict {
+  /** "vocabulary": no tensors, loads only with vocabOnly. */
+  kind: "model" | "adapter" | "vocabulary";
+  architecture: string;
+  tensorCount: number;
+}
+
+/**
+ * The checks every loader runs before llama.cpp or the training engine sees a file
+ * (header, model settings against the architecture and tensor table, vocabulary, adapter
+ * alpha and shapes; specs/inference.md "Bad files"), without loading it. Throws the Error
+ * loadModel / loadAdapter / loadTrainModel would throw, naming the file and the key or
+ * tensor. An adapter is checked alone: whether it fits a model is loadAdapter's check.
+ */
+export function checkGguf(path: string): GgufVerdict {
+  return native().checkGguf(path);
 }
 
 // ---- training engine hook (owned by native/train.ts) ---------------------------------

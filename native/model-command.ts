@@ -2,8 +2,9 @@
 // Synthesis writes f32/f16 in TypeScript; quantized types are made from that
 // f16 file by llama.cpp's own quantizer through the addon.
 import { rmSync } from "node:fs";
-import { modelInfo, modelSynth } from "./gguf/commands.ts";
-import { describeGguf, formatGgufDescription } from "./gguf/describe.ts";
+import { modelSynth } from "./gguf/commands.ts";
+import { describeGguf, formatGgufDescription, type GgufDescription } from "./gguf/describe.ts";
+import { checkGguf, nativeAvailable, type GgufVerdict } from "./index.ts";
 
 export interface ModelCommandArgs {
   action: "synth" | "info" | "quantize";
@@ -19,13 +20,56 @@ export interface ModelCommandArgs {
 
 const QUANTIZED = new Set(["q8_0", "q4_k", "q6_k"]);
 
+/** The loaders' verdict on a file: valid null when the addon is not built (nothing to ask). */
+export type ModelFileVerdict = { valid: true; kind: GgufVerdict["kind"] } | { valid: false; problem: string } | { valid: null; problem: string };
+
+export interface ModelFileReport {
+  path: string;
+  /** The header summary; null when the verdict already says the header is unreadable. */
+  description: GgufDescription | null;
+  check: ModelFileVerdict;
+}
+
+/**
+ * What `model info` prints: the header summary and the verdict of the checks every loader
+ * runs (the native checkGguf, the same code loadModel, loadAdapter and the training engine
+ * call), so that info and the loaders never disagree on what is broken.
+ */
+export function modelFileReport(path: string): ModelFileReport {
+  let check: ModelFileVerdict;
+  if (!nativeAvailable()) {
+    check = { valid: null, problem: "not checked: the native addon is not built (bun run build:native)" };
+  } else {
+    try {
+      check = { valid: true, kind: checkGguf(path).kind };
+    } catch (e) {
+      check = { valid: false, problem: (e as Error).message };
+    }
+  }
+  let description: GgufDescription | null = null;
+  try {
+    description = describeGguf(path);
+  } catch (e) {
+    // The TypeScript reader refusing a file the loaders accept would be a bug in one of them.
+    if (check.valid !== false) throw e;
+  }
+  return { path, description, check };
+}
+
+function formatReport(r: ModelFileReport): string {
+  const verdict =
+    r.check.valid === true ? `ok (${r.check.kind === "vocabulary" ? "vocabulary only: loads with vocabOnly" : r.check.kind})` : r.check.valid === false ? `REJECTED: ${r.check.problem}` : r.check.problem;
+  return `${r.description ? formatGgufDescription(r.description) : r.path}\n  check         ${verdict}`;
+}
+
 export async function modelCommand(a: ModelCommandArgs): Promise<number> {
   const positional = (a.args ?? []).map(String);
   if (a.action === "info") {
     const path = positional[0];
     if (!path) throw new Error("usage: selftune model info <model.gguf> [--json]");
-    console.log(modelInfo(path, a.json ? "json" : "text"));
-    return 0;
+    const report = modelFileReport(path);
+    console.log(a.json ? JSON.stringify({ ...report.description, path, check: report.check }, null, 2) : formatReport(report));
+    return report.check.valid === false ? 1 : 0;
   }
   if (a.action === "quantize") {
     const [input, output] = positional;

@@ -1,7 +1,7 @@
 #include "adapter.h"
 
 #include "addon.h"
-#include "gguf_check.h"
+#include "adapter_check.h"
 #include "log.h"
 
 #include <cstdlib>
@@ -19,7 +19,7 @@ AdapterHandle::~AdapterHandle() {
 
 std::shared_ptr<AdapterHandle> AdapterHandle::load(std::shared_ptr<ModelHandle> model, const std::string & path) {
     if (model->info().vocab_only) throw std::runtime_error("cannot apply an adapter to a vocabulary-only model");
-    check_lora_adapter(path, model->info().architecture);
+    validate_adapter_file(path, model->info().architecture, &model->settings());
     LogCapture capture;
     llama_adapter_lora * adapter = llama_adapter_lora_init(model->get(), path.c_str());
     if (!adapter) {

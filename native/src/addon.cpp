@@ -4,6 +4,7 @@
 #include "cancel.h"
 #include "context.h"
 #include "cpu_info.h"
+#include "file_check.h"
 #include "generator.h"
 #include "log.h"
 #include "model.h"
@@ -91,6 +92,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("createContext", Napi::Function::New(env, Context::create, "createContext"));
     exports.Set("loadAdapter", Napi::Function::New(env, Adapter::load, "loadAdapter"));
     exports.Set("quantize", Napi::Function::New(env, quantize_model, "quantize"));
+    exports.Set("checkGguf", Napi::Function::New(env, check_gguf_file, "checkGguf"));
     register_train(env, exports);   // train* functions: the training engine (src/train)
     register_generate(env, exports);   // generate: batched generation (generator.cpp)
     return exports;

@@ -14,15 +14,6 @@ namespace selftune {
 
 namespace {
 
-struct GgufFree {
-    void operator()(gguf_context * ctx) const { gguf_free(ctx); }
-};
-struct GgmlFree {
-    void operator()(ggml_context * ctx) const { ggml_free(ctx); }
-};
-using GgufPtr = std::unique_ptr<gguf_context, GgufFree>;
-using GgmlPtr = std::unique_ptr<ggml_context, GgmlFree>;
-
 [[noreturn]] void fail(const std::string & path, const std::string & why) {
     throw std::runtime_error(path + ": " + why);
 }
@@ -40,20 +31,15 @@ std::string get_string(const gguf_context * g, const char * key, const std::stri
     return gguf_get_val_str(g, id);
 }
 
-struct Parsed {
-    GgufHeader header;
-    GgufPtr    gguf;
-    GgmlPtr    meta;
-};
-
-Parsed parse(const std::string & path) {
+CheckedGguf parse(const std::string & path) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
         fail(path, std::string("cannot open: ") + std::strerror(errno));
     }
     if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
 
-    Parsed p;
+    CheckedGguf p;
+    p.path = path;
     p.header.file_size = (uint64_t) st.st_size;
 
     // magic(4) version(4) n_tensors(8) n_kv(8)
@@ -76,7 +62,7 @@ Parsed parse(const std::string & path) {
     ggml_context * meta = nullptr;
     gguf_init_params params = {/*no_alloc =*/ true, /*ctx =*/ &meta};
     p.gguf.reset(gguf_init_from_file(path.c_str(), params));
-    p.meta.reset(meta);
+    p.tensors.reset(meta);
     if (!p.gguf) {
         const std::string why = capture.errors();
         fail(path, "malformed or truncated GGUF header" + (why.empty() ? std::string() : " (" + why + ")"));
@@ -102,12 +88,19 @@ Parsed parse(const std::string & path) {
 
 }  // namespace
 
+void GgufContextFree::operator()(gguf_context * ctx) const { gguf_free(ctx); }
+void GgmlContextFree::operator()(ggml_context * ctx) const { ggml_free(ctx); }
+
 GgufHeader check_gguf(const std::string & path) {
     return parse(path).header;
 }
 
-GgufHeader check_lora_adapter(const std::string & path, const std::string & model_arch) {
-    Parsed p = parse(path);
+CheckedGguf read_checked_gguf(const std::string & path) {
+    return parse(path);
+}
+
+void check_lora_adapter_keys(const CheckedGguf & p, const std::string & model_arch) {
+    const std::string & path = p.path;
     const gguf_context * g = p.gguf.get();
     if (p.header.general_type != "adapter") {
         fail(path, "not an adapter (general.type is '" + p.header.general_type + "', expected 'adapter')");
@@ -118,11 +111,10 @@ GgufHeader check_lora_adapter(const std::string & path, const std::string & mode
     if (alpha >= 0 && gguf_get_kv_type(g, alpha) != GGUF_TYPE_FLOAT32) {
         fail(path, std::string("adapter.lora.alpha must be f32, is ") + gguf_type_name(gguf_get_kv_type(g, alpha)));
     }
-    if (p.header.architecture != model_arch) {
+    if (!model_arch.empty() && p.header.architecture != model_arch) {
         fail(path, "adapter is for architecture '" + p.header.architecture + "' but the model is '" + model_arch + "'");
     }
     if (p.header.n_tensors == 0) fail(path, "adapter has no tensors");
-    return p.header;
 }
 
 }  // namespace selftune

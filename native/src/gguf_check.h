@@ -7,7 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+struct gguf_context;
+struct ggml_context;
 
 namespace selftune {
 
@@ -20,14 +24,32 @@ struct GgufHeader {
     std::string general_type;   // general.type ("model", "adapter", or empty)
 };
 
+struct GgufContextFree {
+    void operator()(gguf_context * ctx) const;
+};
+struct GgmlContextFree {
+    void operator()(ggml_context * ctx) const;
+};
+
+// A GGUF header that passed check_gguf, kept parsed so the model and adapter validators
+// (model_check.h, adapter_check.h) read the same metadata and tensor table without
+// parsing the file again. `tensors` holds the tensor descriptors (no data).
+struct CheckedGguf {
+    std::string path;
+    GgufHeader header;
+    std::unique_ptr<gguf_context, GgufContextFree> gguf;
+    std::unique_ptr<ggml_context, GgmlContextFree> tensors;
+};
+
 // Throws std::runtime_error naming the file and the problem: missing, not a regular
 // file, not a GGUF, unreadable/truncated header, tensor data past the end of the file,
 // general.architecture missing or not a string.
 GgufHeader check_gguf(const std::string & path);
+CheckedGguf read_checked_gguf(const std::string & path);
 
-// check_gguf plus what llama_adapter_lora_init reads without type checks:
-// general.type == "adapter", adapter.type == "lora", adapter.lora.alpha an f32 when set,
-// and general.architecture equal to `model_arch`.
-GgufHeader check_lora_adapter(const std::string & path, const std::string & model_arch);
+// What llama_adapter_lora_init reads without type checks: general.type == "adapter",
+// adapter.type == "lora", adapter.lora.alpha an f32 when set, and general.architecture
+// equal to `model_arch` (unless empty). The rest of an adapter: adapter_check.h.
+void check_lora_adapter_keys(const CheckedGguf & file, const std::string & model_arch);
 
 }  // namespace selftune

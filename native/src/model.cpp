@@ -2,7 +2,7 @@
 
 #include "addon.h"
 #include "cancel.h"
-#include "gguf_check.h"
+#include "model_check.h"
 #include "js_args.h"
 #include "log.h"
 
@@ -94,10 +94,8 @@ ModelHandle::~ModelHandle() {
 
 std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const ModelLoadParams & params,
                                                JobContext & job) {
-    const GgufHeader header = check_gguf(path);
-    if (header.general_type == "adapter") {
-        throw std::runtime_error(path + ": is a LoRA adapter, not a model (load it with loadAdapter)");
-    }
+    // llama.cpp asserts on settings it cannot use; checked here so they are errors.
+    ModelSettings settings = validate_model_file(path, params.vocab_only);
 
     struct ProgressState {
         JobContext * job;
@@ -132,6 +130,7 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
         throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
     }
     auto handle = std::shared_ptr<ModelHandle>(new ModelHandle(model, path, params.vocab_only));
+    handle->settings_ = std::move(settings);
     bool gpu = false;
     for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
         gpu = gpu || ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU;

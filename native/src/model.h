@@ -6,6 +6,7 @@
 #pragma once
 
 #include "job.h"
+#include "model_check.h"
 
 #include "llama.h"
 
@@ -57,7 +58,7 @@ struct ModelLoadParams {
 
 class ModelHandle {
   public:
-    // Validates the file (gguf_check) and loads it; throws std::runtime_error on failure.
+    // Validates the file (model_check.h) and loads it; throws std::runtime_error on failure.
     static std::shared_ptr<ModelHandle> load(const std::string & path, const ModelLoadParams & params,
                                              JobContext & job);
     ~ModelHandle();
@@ -71,6 +72,8 @@ class ModelHandle {
     // Whether the output layer (and so the logits) lives on a GPU: all layers offloaded
     // on a build with a GPU device.
     bool output_on_gpu() const { return output_on_gpu_; }
+    // What the validator read from the file: the tensor shapes an adapter must fit.
+    const ModelSettings & settings() const { return settings_; }
 
   private:
     ModelHandle(llama_model * model, std::string path, bool vocab_only);
@@ -78,6 +81,7 @@ class ModelHandle {
     std::string path_;
     ModelInfo info_;
     bool output_on_gpu_ = false;
+    ModelSettings settings_;
 };
 
 class Model : public Napi::ObjectWrap<Model> {

@@ -1,7 +1,7 @@
 #include "quantize.h"
 
 #include "cpu_info.h"
-#include "gguf_check.h"
+#include "model_check.h"
 #include "job.h"
 #include "js_args.h"
 #include "log.h"
@@ -45,8 +45,7 @@ Napi::Value quantize_model(const Napi::CallbackInfo & info) {
     if (in == out) throw Napi::Error::New(env, "quantize: output path must differ from the input");
 
     return run_job(env, "selftune.quantize", env.Undefined(), nullptr, [in, out, ftype, threads](JobContext &) -> Finish {
-        const GgufHeader h = check_gguf(in);
-        if (h.general_type == "adapter") throw std::runtime_error(in + ": is an adapter, not a model");
+        validate_model_file(in, false);   // llama.cpp's quantizer loads the model's settings too
         llama_model_quantize_params qp = llama_model_quantize_default_params();
         qp.ftype = ftype;
         qp.nthread = threads > 0 ? threads : physical_cores();

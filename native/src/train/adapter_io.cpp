@@ -1,6 +1,6 @@
 #include "train/adapter_io.h"
 
-#include "gguf_check.h"
+#include "adapter_check.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -56,7 +56,7 @@ void write_lora_adapter(const std::string & path, const ModelConfig & model, con
 }
 
 LoadedAdapter read_lora_adapter(const std::string & path, const ModelConfig & model) {
-    check_lora_adapter(path, model.arch);
+    validate_adapter_file(path, model.arch, nullptr);   // the shapes are checked against the layout below
     ggml_context * raw_ctx = nullptr;
     gguf_init_params p = {/*no_alloc*/ false, &raw_ctx};
     std::unique_ptr<gguf_context, GgufFree> g(gguf_init_from_file(path.c_str(), p));

@@ -1,6 +1,6 @@
 #include "train/weights.h"
 
-#include "gguf_check.h"
+#include "model_check.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -28,7 +28,9 @@ using FilePtr = std::unique_ptr<FILE, FileClose>;
 }
 
 GgufPtr open_gguf(const std::string & path) {
-    check_gguf(path);   // readable errors for files gguf_init_from_file would reject silently
+    // The checks every model load runs (model_check.h): the engine divides and indexes by
+    // these settings as llama.cpp does.
+    validate_model_file(path, false);
     gguf_init_params p = {/*no_alloc*/ true, /*ctx*/ nullptr};
     GgufPtr g(gguf_init_from_file(path.c_str(), p));
     if (!g) fail(path, "not a readable GGUF file");
