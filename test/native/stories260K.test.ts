@@ -4,10 +4,14 @@
 // text ends a generation without its text. The A/B critic reads " a" / " b" here (" A" is
 // two tokens), and multi-token labels summed over their tokens equal the reference too.
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { join } from "node:path";
+import { gv, readGguf, readTensorBytes, writeGguf } from "../../native/gguf/index.ts";
 import { generate, loadModel, type Model } from "../../native/index.ts";
 import { Critic, chooseCriticLabels } from "../../plugins/critic/critic.ts";
 import { ContaminationGuard } from "../../plugins/loader/guard.ts";
+import { chatMarkupProbe } from "../../plugins/loader/sentinels.ts";
 import { instructionCriticPrompt, pairCriticPrompt } from "../../plugins/prompts/prompts.ts";
+import { tempDir } from "../helpers.ts";
 import { STORIES260K, describeStories } from "../stories260k.ts";
 import { logSoftmaxRow } from "./helpers.ts";
 
@@ -121,6 +125,57 @@ describeStories("stories260K", () => {
       expect(Math.abs(scores[i]!.logpA - (await sum(accept)))).toBeLessThan(4e-4);
       expect(Math.abs(scores[i]!.logpB - (await sum(reject)))).toBeLessThan(2e-4);
       expect(scores[i]!.verdict.margin).toBeCloseTo(scores[i]!.logpA - scores[i]!.logpB, 9);
+    }
+  });
+
+  /**
+   * stories260K with its end marker as a control token the file does not flag as
+   * end-of-generation (the other trained model of issue 12 wrote "...a very happy
+   * family.<|end_story|>"): token 3 (byte <0x00>, never written) becomes the control token
+   * "<|end_story|>" and takes <s>'s output row, and <s> takes its; nothing else changes.
+   */
+  async function endStoryModel(): Promise<string> {
+    const src = readGguf(STORIES260K);
+    const meta = new Map(src.metadata);
+    const tokens = [...(src.metadata.get("tokenizer.ggml.tokens")!.value as string[])];
+    const types = Int32Array.from(src.metadata.get("tokenizer.ggml.token_type")!.value as ArrayLike<number>);
+    tokens[3] = "<|end_story|>";
+    types[3] = 3; // control
+    meta.set("tokenizer.ggml.tokens", gv.strings(tokens));
+    meta.set("tokenizer.ggml.token_type", gv.numbers("i32", types));
+    const tensors = src.tensors.map((t) => {
+      const data = readTensorBytes(src, t).slice();
+      if (t.name === "output.weight") {
+        const w = new Float32Array(data.buffer), H = t.dims[0]!;
+        const bos = w.slice(1 * H, 2 * H);
+        w.copyWithin(1 * H, 3 * H, 4 * H);
+        w.set(bos, 3 * H);
+      }
+      return { name: t.name, type: t.type, dims: t.dims, data };
+    });
+    const out = join(tempDir(), "stories260K-end-story.gguf");
+    await writeGguf(out, { metadata: meta, tensors });
+    return out;
+  }
+
+  test("an end marker that is a control token but not end-of-generation ends the story: stop 'control', its text nowhere, the sentinel calls it the model's own end", async () => {
+    const m2 = await loadModel(await endStoryModel(), { contextSize: 1024, parallel: 1, ...EXACT });
+    try {
+      expect(m2.info.controlTokenIds).toContain(3);
+      expect(m2.info.eogTokenIds).not.toContain(3);
+      const prompt = "Once upon a time";
+      const r = (await generate(m2, [{ prompt, sampling: { maxTokens: 400 } }])).results[0]!;
+      const original = (await generate(model, [{ prompt, sampling: { maxTokens: 400 } }])).results[0]!;
+      expect(r.stop).toBe("control");
+      expect(r.stopToken).toEqual({ id: 3, text: "<|end_story|>" });
+      expect(r.tokens).toEqual(original.tokens); // the same story, ended by the renamed token
+      expect(r.text).not.toContain("<|end_story|>");
+      const guard = ContaminationGuard.forModel(m2);
+      const probe = chatMarkupProbe([{ name: "story", result: r }], guard, m2.info);
+      expect(probe.passed).toBe(true);
+      expect(probe.detail).toContain('own end of text (story: "<|end_story|>")');
+    } finally {
+      m2.dispose();
     }
   });
 });
