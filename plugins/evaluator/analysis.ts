@@ -64,7 +64,8 @@ export interface GateConfig {
 }
 
 export interface GateOutcome {
-  name: "significance";
+  /** `significance <candidate> vs <baseline>`: one gate per compared pair. */
+  name: string;
   candidate: string;
   baseline: string;
   alpha: number;
@@ -82,6 +83,9 @@ export interface Analysis {
   rates: RateRow[];
   pairs: PairRow[];
   lengths: LengthSummary[];
+  /** One significance gate per configured comparison, in order. */
+  gates: GateOutcome[];
+  /** The first of `gates` (null when none): kept for readers of older results. */
   gate: GateOutcome | null;
 }
 
@@ -93,6 +97,8 @@ export interface AnalysisOptions {
   exactThreshold?: number;
   /** [candidate, baseline] pairs; default every later variant against every earlier one. */
   pairs?: [string, string][];
+  /** One gate per entry; `gate` (a single one) is the older spelling of `gates: [gate]`. */
+  gates?: GateConfig[];
   gate?: GateConfig | null;
   histogramBins?: number;
 }
@@ -184,7 +190,8 @@ export function analyse(variants: { name: string; items: Outcome[] }[], o: Analy
     return { variant: v.name, n: w.length, mean: w.length ? w.reduce((s, x) => s + x, 0) / w.length : 0, min: w[0] ?? 0, q1: quantile(w, 0.25), median: quantile(w, 0.5), q3: quantile(w, 0.75), max: w.at(-1) ?? 0, histogram: { edges, counts } };
   });
 
-  return { metric: o.metric, alpha: o.alpha, confidence: o.confidence, exactThreshold, types, rates, pairs, lengths, gate: o.gate ? decideGate(o.gate, pairs, o.metric, names) : null };
+  const gates = (o.gates ?? (o.gate ? [o.gate] : [])).map((g) => decideGate(g, pairs, o.metric, names));
+  return { metric: o.metric, alpha: o.alpha, confidence: o.confidence, exactThreshold, types, rates, pairs, lengths, gates, gate: gates[0] ?? null };
 }
 
 export function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, names: string[]): GateOutcome {
@@ -197,7 +204,7 @@ export function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, name
     rows = find(base, cand).map((r) => ({ ...r, candidate: cand, baseline: base, table: { a: r.table.a, b: r.table.c, c: r.table.b, d: r.table.d }, candidateRate: r.baselineRate, baselineRate: r.candidateRate, difference: r.difference === null ? null : -r.difference, cohensH: r.cohensH === null ? null : -r.cohensH }));
   }
   if (rows.length === 0) throw new Error(`gate: no analysis of ${cand} vs ${base}`);
-  const base0 = { name: "significance" as const, candidate: cand, baseline: base, alpha: g.alpha, scope: g.scope };
+  const base0 = { name: `significance ${cand} vs ${base}`, candidate: cand, baseline: base, alpha: g.alpha, scope: g.scope };
   if (g.scope === "overall") {
     const r = rows.find((x) => x.scope === "overall")!;
     const d = significanceGate({ candidate: cand, baseline: base, candidateRate: r.candidateRate, baselineRate: r.baselineRate, p: r.p, alpha: g.alpha, label: `overall, ${metric}, McNemar ${r.test}` });

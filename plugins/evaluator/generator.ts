@@ -1,6 +1,7 @@
 // The one seam between the evaluator and a language model. The evaluator never
 // touches llama.cpp: it asks a Generator to load a variant (a GGUF model plus
-// LoRA adapters), generates greedily, and disposes it before loading the next.
+// LoRA adapters), generates greedily, and disposes it before loading the next. The
+// native one loads through the run's model service, like every other stage.
 //
 // Which Generator is used is injectable:
 //   - config `generator: native` (default) -> nativeGenerator() below, the binding
@@ -10,7 +11,9 @@
 //   - registerGenerator(name, factory) for in-process use.
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { buildInfo, generate, loadAdapter, loadModel, textWithStop, type AdapterUse, type StopReason } from "../../native/index.ts";
+import type { Logger, Services } from "../../core/plugin.ts";
+import { buildInfo, generate, textWithStop, type AdapterUse, type StopReason } from "../../native/index.ts";
+import { ModelService, workContextOptions, type ModelLoadOptions } from "../shared/model-service.ts";
 
 export const AdapterRef = z.strictObject({
   /** GGUF LoRA adapter in llama.cpp's format. */
@@ -52,11 +55,26 @@ export interface LoadedVariant {
   info?: Record<string, unknown>;
 }
 
-export interface Generator {
-  load(variant: Variant): Promise<LoadedVariant>;
+/** A variant as the evaluator resolved it: the run's own ones also say how their model loads. */
+export interface LoadableVariant extends Variant {
+  /** The loader's load options (the run's model); absent: the generator's own. */
+  load?: ModelLoadOptions;
 }
 
-export type GeneratorFactory = (options: Record<string, unknown>) => Generator | Promise<Generator>;
+export interface Generator {
+  load(variant: LoadableVariant): Promise<LoadedVariant>;
+}
+
+/** What a factory gets besides its options: the run, for generators that load models. */
+export interface GeneratorEnv {
+  /** The run's services: the native generator loads through their model service. Absent (a
+   *  test, a script): it uses a service of its own, unloaded when each variant is disposed. */
+  services?: Services;
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+export type GeneratorFactory = (options: Record<string, unknown>, env?: GeneratorEnv) => Generator | Promise<Generator>;
 
 const registry = new Map<string, GeneratorFactory>();
 
@@ -86,54 +104,59 @@ export const NativeGeneratorOptions = z.strictObject({
 export type NativeGeneratorOptions = z.output<typeof NativeGeneratorOptions>;
 
 /**
- * The binding point to the native addon (native/index.ts). load(variant) loads the model
- * with the contamination guard's defaults (no template, prompts tokenized with no BOS/EOS
- * and no special-token parsing), loads each adapter and applies it at its scale;
- * generate() runs batched greedy decoding (temperature 0) with the stop strings, and
- * returns the raw text with the matched stop string put back (the cleaner cuts at it);
- * dispose() frees adapters, context and model. The evaluator never holds two loaded
- * variants at once.
+ * The binding point to the native addon (native/index.ts), through the model service
+ * (plugins/shared/model-service.ts): load(variant) acquires the variant's model (loaded once
+ * per run, with the contamination guard's defaults: no template, prompts tokenized with no
+ * BOS/EOS and no special-token parsing; another model is unloaded first) and its adapters
+ * (loaded once, kept with the model), which are applied per generate call — so base, SFT,
+ * DPO and DPO-only on one file are one load. generate() runs batched greedy decoding
+ * (temperature 0) with the stop strings on a fresh work context per batch (its output
+ * depends on its prompts alone) and returns the raw text with the matched stop string put
+ * back (the cleaner cuts at it). `variant.load` (the run's own model: the loader's options)
+ * overrides `generatorOptions`.
  */
-export async function nativeGenerator(options: Record<string, unknown>): Promise<Generator> {
+export async function nativeGenerator(options: Record<string, unknown>, env: GeneratorEnv = {}): Promise<Generator> {
   const parsed = NativeGeneratorOptions.safeParse(options);
   if (!parsed.success) throw new Error(`generatorOptions for the native generator: ${z.prettifyError(parsed.error)}`);
-  const loadOpts = parsed.data;
+  const { gpuLayers, ...contextOpts } = parsed.data;
+  const loadOpts: ModelLoadOptions = { ...contextOpts, ...(gpuLayers !== undefined && { gpuLayers }) };
+  const own = env.services ? null : new ModelService();
+  const service = own ?? (await ModelService.of(env.services!));
   return {
-    async load(variant: Variant): Promise<LoadedVariant> {
-      const model = await loadModel(variant.model, loadOpts);
+    async load(variant: LoadableVariant): Promise<LoadedVariant> {
+      const lm = await service.acquire(variant.model, { load: variant.load ?? loadOpts, signal: env.signal, log: env.log });
       const adapters: AdapterUse[] = [];
-      const free = () => {
-        for (const a of adapters) a.adapter.dispose();
-        model.dispose();
-      };
       try {
-        for (const a of variant.adapters) adapters.push({ adapter: await loadAdapter(model, a.path), scale: a.scale });
+        for (const a of variant.adapters) adapters.push({ adapter: await service.adapter(lm.provenance.path, a.path), scale: a.scale });
       } catch (e) {
-        free();
+        await own?.unload();
         throw e;
       }
       const build = buildInfo();
       return {
         info: {
-          backend: build.backend,
+          backend: lm.provenance.backend,
+          device: lm.provenance.device,
           devices: build.devices.map((d) => d.description || d.name),
           llamaVersion: build.llamaVersion,
           llamaCommit: build.llamaCommit,
           llamaSource: build.llamaSource,
-          architecture: model.info.architecture,
-          fileType: model.info.fileType,
-          context: model.context.info,
+          architecture: lm.model.info.architecture,
+          fileType: lm.model.info.fileType,
+          context: workContextOptions(variant.load ?? loadOpts),
         },
         async generate(prompts: string[], opts: DecodeOptions): Promise<Generation[]> {
-          const out = await generate(
-            model,
-            prompts.map((prompt) => ({ prompt })),
-            { sampling: { temperature: 0, maxTokens: opts.maxTokens, stop: opts.stop }, adapters },
-          );
-          return out.results.map((r) => ({ text: textWithStop(r), tokens: r.nTokens, stop: r.stop }));
+          const wc = await lm.workContext();
+          try {
+            const out = await generate(wc, prompts.map((prompt) => ({ prompt })), { sampling: { temperature: 0, maxTokens: opts.maxTokens, stop: opts.stop }, adapters, signal: env.signal });
+            return out.results.map((r) => ({ text: textWithStop(r), tokens: r.nTokens, stop: r.stop }));
+          } finally {
+            wc.dispose();
+          }
         },
+        // The run's service keeps the model and its adapters for the next variant or stage.
         async dispose(): Promise<void> {
-          free();
+          await own?.unload();
         },
       };
     },
@@ -143,13 +166,13 @@ export async function nativeGenerator(options: Record<string, unknown>): Promise
 registerGenerator("native", nativeGenerator);
 
 /** Resolve the config's `generator` reference. Module paths are relative to `baseDir`. */
-export async function resolveGenerator(ref: string, options: Record<string, unknown>, baseDir: string): Promise<Generator> {
+export async function resolveGenerator(ref: string, options: Record<string, unknown>, baseDir: string, env: GeneratorEnv = {}): Promise<Generator> {
   const registered = registry.get(ref);
-  if (registered) return registered(options);
+  if (registered) return registered(options, env);
   if (ref.startsWith(".") || isAbsolute(ref)) {
     const mod = (await import(resolve(baseDir, ref))) as { createGenerator?: GeneratorFactory };
     if (typeof mod.createGenerator !== "function") throw new Error(`${ref}: a generator module must export createGenerator(options)`);
-    return mod.createGenerator(options);
+    return mod.createGenerator(options, env);
   }
   throw new Error(`unknown generator '${ref}' (registered: ${[...registry.keys()].join(", ")}; or a module path)`);
 }

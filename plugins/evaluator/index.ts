@@ -1,16 +1,22 @@
 // The evaluator stage (SPEC §8): every variant answers the same held-out test
 // instructions greedily, one variant loaded at a time; responses are scored by
-// the checks, compared pairwise, written with provenance, and gated.
+// the checks, compared pairwise, written with provenance, and gated. The variants are the
+// run's own — base (the loader's model-info) and SFT / DPO / DPO-only for each adapter
+// wired as an input (optional inputs: specs/pipeline.md) — and/or models named by path.
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { sha256File } from "../../core/artifacts.ts";
-import { definePlugin } from "../../core/plugin.ts";
+import { definePlugin, optional, type StageContext } from "../../core/plugin.ts";
 import { cleanResponse, responseStopStrings } from "../prompts/clean.ts";
 import { buildResponsePrompt, PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
-import { TestInstructionKind } from "../shared/kinds.ts";
+import { loadOptionsNextTo, readModelInfo } from "../loader/open.ts";
+import { ModelInfoKind, TestInstructionKind } from "../shared/kinds.ts";
+import { DpoAdapterKind } from "../dpo/kinds.ts";
+import { LoraAdapterKind } from "../sft/kinds.ts";
+import type { AnalysisOptions } from "./analysis.ts";
 import { FileHashes, identifyVariant } from "./cache.ts";
 import { validateInstructions, type PromptFormat } from "./evaluate.ts";
-import { resolveGenerator, Variant, type DecodeOptions } from "./generator.ts";
+import { resolveGenerator, Variant, type DecodeOptions, type LoadableVariant } from "./generator.ts";
 import { EvaluationRateKind } from "./outputs.ts";
 import { runEvaluation } from "./stage.ts";
 import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "./stats.ts";
@@ -36,20 +42,30 @@ export const EvaluationFields = {
     exactThreshold: z.number().int().min(0).default(EXACT_THRESHOLD),
 };
 
+/** The run's own variants: `base` (the `model` input) and one per wired adapter input. */
+export const RUN_ADAPTERS = ["sft", "dpo", "dpo-only"] as const;
+export const RUN_VARIANTS = ["base", ...RUN_ADAPTERS] as const;
+/** The comparisons of interest among them ([candidate, baseline]), each where both are evaluated. */
+export const RUN_COMPARISONS: [string, string][] = [["sft", "base"], ["dpo", "sft"], ["dpo", "dpo-only"]];
+
 export const EvaluatorConfig = z
   .strictObject({
-    /** Evaluated in this order; the first is usually the base model. */
-    variants: z.array(Variant).min(1),
-    /** `native` (the addon) or a module path exporting createGenerator(options). */
+    /**
+     * Variants by path (models from outside the run), evaluated after the run's own. Omitted:
+     * the run's own only, and the `model` input is wired from the nearest loader.
+     */
+    variants: z.array(Variant).min(1).optional(),
+    /** `native` (the addon, through the run's model service) or a module path exporting createGenerator(options). */
     generator: z.string().default("native"),
     generatorOptions: z.record(z.string(), z.unknown()).default({}),
     ...EvaluationFields,
-    /** [candidate, baseline] pairs; default: every variant against every earlier one. */
+    /** [candidate, baseline] pairs; default: the run's comparisons that apply, else every variant against every earlier one. */
     pairs: z.array(pair).optional(),
     gate: z
       .strictObject({
         alpha: z.number().gt(0).lt(1).default(DEFAULT_ALPHA),
-        compare: pair,
+        /** The pair(s) gated, one gate each; default: every analysed pair. */
+        compare: z.union([pair, z.array(pair).min(1)]).optional(),
         scope: z.enum(["overall", "per_type"]).default("overall"),
       })
       .optional(),
@@ -57,18 +73,27 @@ export const EvaluatorConfig = z
     cacheDir: z.string().optional(),
   })
   .superRefine((c, ctx) => {
-    const names = c.variants.map((v) => v.name);
+    const names = (c.variants ?? []).map((v) => v.name);
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: "custom", path: ["variants", i, "name"], message: `duplicate variant name '${n}'` });
     });
+    // The run's own names exist only when their inputs are wired: checked again at run time.
+    const known = [...names, ...RUN_VARIANTS.filter((n) => !names.includes(n))];
     const check = (p: [string, string], path: (string | number)[]) =>
       p.forEach((n, k) => {
-        if (!names.includes(n)) ctx.addIssue({ code: "custom", path: [...path, k], message: `'${n}' is not a variant (${names.join(", ")})` });
+        if (!known.includes(n)) ctx.addIssue({ code: "custom", path: [...path, k], message: `'${n}' is not a variant (${known.join(", ")})` });
       });
     c.pairs?.forEach((p, i) => check(p, ["pairs", i]));
-    if (c.gate) check(c.gate.compare, ["gate", "compare"]);
+    gateCompares(c).forEach((p, i) => check(p, Array.isArray(c.gate?.compare?.[0]) ? ["gate", "compare", i] : ["gate", "compare"]));
   });
 export type EvaluatorConfig = z.output<typeof EvaluatorConfig>;
+
+/** The configured gate pairs (none configured: []). */
+function gateCompares(c: Pick<EvaluatorConfig, "gate">): [string, string][] {
+  const cmp = c.gate?.compare;
+  if (!cmp) return [];
+  return Array.isArray(cmp[0]) ? (cmp as [string, string][]) : [cmp as [string, string]];
+}
 
 export function promptFormat(c: Pick<EvaluatorConfig, "fewShot" | "fewShotSeed" | "cleanBlankLines">): PromptFormat {
   return {
@@ -82,17 +107,78 @@ export function promptFormat(c: Pick<EvaluatorConfig, "fewShot" | "fewShotSeed" 
   };
 }
 
+type Ctx = StageContext<EvaluatorConfig, typeof CONSUMES, { rates: typeof EvaluationRateKind }>;
+
+const CONSUMES = {
+  tests: TestInstructionKind,
+  // The run's base model (the loader's model-info): wired from the nearest loader when no
+  // path variants are given; `inputs: { model: <loader> }` adds it to path variants.
+  model: optional(ModelInfoKind, { wantedBy: (c: EvaluatorConfig) => c.variants === undefined }),
+  // The run's adapters, by stage id (`inputs: { sft: sft, dpo: dpo, dpo-only: dpo-only }`): one variant each.
+  sft: optional(LoraAdapterKind),
+  dpo: optional(DpoAdapterKind),
+  "dpo-only": optional(DpoAdapterKind),
+};
+
+/** base + one variant per wired adapter, on the model-info's file with the loader's load options. */
+async function runVariants(ctx: Ctx): Promise<LoadableVariant[]> {
+  const wired = RUN_ADAPTERS.filter((slot) => ctx.inputs[slot]);
+  if (!ctx.inputs.model) {
+    if (wired.length) throw new Error(`evaluator: the ${wired.join(", ")} adapter input(s) are wired but not the model they apply to: add \`model: <loader stage>\` to this stage's inputs`);
+    return [];
+  }
+  const info = await readModelInfo(ctx.inputs.model);
+  const load = loadOptionsNextTo(ctx.inputs.model.path);
+  const out: LoadableVariant[] = [{ name: "base", model: info.path, adapters: [], load }];
+  for (const slot of wired) {
+    const art = ctx.inputs[slot]!;
+    // An adapter of another base file loads (same architecture) and quietly means nothing.
+    const base = art.meta().baseModel;
+    if (base.sha256 !== info.sha256) throw new Error(`evaluator: the '${slot}' adapter ${art.path} was trained on ${base.path}, not on the run's model ${info.path}`);
+    out.push({ name: slot, model: info.path, adapters: [{ path: art.path, scale: 1 }], load });
+  }
+  return out;
+}
+
+/**
+ * The analysed pairs: `pairs`; else, when the run's own variants (`own`) are evaluated, the
+ * run's comparisons among them that apply; else every variant against every earlier one.
+ */
+export function resolvePairs(c: Pick<EvaluatorConfig, "pairs">, names: string[], own: string[]): [string, string][] {
+  if (c.pairs) return c.pairs;
+  const run = RUN_COMPARISONS.filter(([a, b]) => own.includes(a) && own.includes(b));
+  if (run.length) return run;
+  return names.flatMap((cand, j) => names.slice(0, j).map((base) => [cand, base] as [string, string]));
+}
+
+/** Every name the pairs and gates use must be an evaluated variant (the run's own depend on the wiring). */
+function checkNames(c: EvaluatorConfig, names: string[]): void {
+  for (const [where, p] of [...(c.pairs ?? []).map((p) => ["pairs", p] as const), ...gateCompares(c).map((p) => ["gate.compare", p] as const)]) {
+    for (const n of p) {
+      if (names.includes(n)) continue;
+      const hint = (RUN_ADAPTERS as readonly string[]).includes(n) ? `: wire its adapter (inputs: { ${n}: <stage> })` : n === "base" ? ": wire the run's model (inputs: { model: <loader stage> })" : "";
+      throw new Error(`evaluator: ${where} names '${n}', which is not evaluated (variants: ${names.join(", ")})${hint}`);
+    }
+  }
+}
+
 export default definePlugin({
   name: "evaluator",
-  version: "0.1.0",
-  description: "paired evaluation of model variants on held-out test instructions (checks, McNemar, report)",
+  version: "0.2.0",
+  description: "paired evaluation of the run's base, SFT, DPO and DPO-only (declared inputs) and of models by path, on held-out test instructions (checks, McNemar, report)",
   config: EvaluatorConfig,
-  consumes: { tests: TestInstructionKind },
+  consumes: CONSUMES,
   produces: { rates: EvaluationRateKind },
   async run(ctx) {
     const c = ctx.config;
     const baseDir = dirname(resolve(ctx.run.configPath));
-    const variants = c.variants.map((v) => ({ ...v, model: resolve(baseDir, v.model), adapters: v.adapters.map((a) => ({ ...a, path: resolve(baseDir, a.path) })) }));
+    const own = await runVariants(ctx);
+    const byPath = (c.variants ?? []).map((v) => ({ ...v, model: resolve(baseDir, v.model), adapters: v.adapters.map((a) => ({ ...a, path: resolve(baseDir, a.path) })) }));
+    for (const v of byPath) if (own.some((o) => o.name === v.name)) throw new Error(`evaluator: variant name '${v.name}' is the run's own ${v.name === "base" ? "model" : `'${v.name}' adapter`}: give the path variant another name`);
+    const variants: LoadableVariant[] = [...own, ...byPath];
+    if (variants.length === 0) throw new Error("evaluator: nothing to evaluate: give variants: or wire the run's model (inputs: { model: <loader stage> })");
+    const names = variants.map((v) => v.name);
+    checkNames(c, names);
     const cacheDir = c.cacheDir ? resolve(baseDir, c.cacheDir) : join(ctx.run.dir, ".cache", "evaluator");
 
     const tests = await ctx.inputs.tests.all();
@@ -102,18 +188,25 @@ export default definePlugin({
     const hashes = new FileHashes(cacheDir);
     const identities = [];
     for (const v of variants) identities.push(await identifyVariant(v, decode, format.identity, hashes));
+    if (own.length && ctx.inputs.model) {
+      const info = await readModelInfo(ctx.inputs.model);
+      if (identities[0]!.model.sha256 !== info.sha256) throw new Error(`evaluator: model ${info.path} changed since the load stage recorded it (sha256 ${identities[0]!.model.sha256.slice(0, 12)}, recorded ${info.sha256.slice(0, 12)}): re-run from the load stage`);
+    }
     const testSetSha256 = await sha256File(ctx.inputs.tests.path);
-    Object.assign(ctx.provenance.extra, { variants: identities, decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length } });
+    Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length } });
 
-    const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir);
-    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c) });
+    const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir, { services: ctx.services, signal: ctx.signal, log: ctx.log });
+    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)) });
     if (!done) return; // interrupted: finished batches are in the cache
-    const g = done.results.analysis.gate;
-    if (g) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { candidate: g.candidate, baseline: g.baseline, alpha: g.alpha, scope: g.scope } });
+    for (const g of done.results.analysis.gates) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { candidate: g.candidate, baseline: g.baseline, alpha: g.alpha, scope: g.scope } });
     ctx.log.info(done.summary);
   },
 });
 
-export function analysisOptions(c: Pick<EvaluatorConfig, "metric" | "alpha" | "confidence" | "exactThreshold" | "pairs" | "gate">) {
-  return { metric: c.metric, alpha: c.alpha, confidence: c.confidence, exactThreshold: c.exactThreshold, pairs: c.pairs, gate: c.gate ?? null };
+/** The analysis options of a stage whose variants are `names` (in evaluation order), `own` of them the run's own. */
+export function analysisOptions(c: Pick<EvaluatorConfig, "metric" | "alpha" | "confidence" | "exactThreshold" | "pairs" | "gate">, names: string[], own: string[] = []): AnalysisOptions {
+  const pairs = resolvePairs(c, names, own);
+  const compares = c.gate ? (gateCompares(c).length ? gateCompares(c) : pairs) : [];
+  const gates = compares.map((compare) => ({ alpha: c.gate!.alpha, scope: c.gate!.scope, compare }));
+  return { metric: c.metric, alpha: c.alpha, confidence: c.confidence, exactThreshold: c.exactThreshold, pairs, gates };
 }

@@ -20,6 +20,8 @@ export interface RebuiltStage {
 }
 
 interface Extra {
+  /** The run's own variants (base and those of wired adapters), which set the default pairs. */
+  ownVariants?: string[];
   variants?: (VariantIdentity & { loadInfo?: Record<string, unknown> | null })[];
   decode?: EvaluationResults["decode"];
   prompt?: Record<string, unknown>;
@@ -55,7 +57,7 @@ export async function rebuildRun(runDir: string): Promise<RebuiltStage[]> {
     }
     const { results, files } = buildOutputs({
       variants,
-      options: analysisOptions(config),
+      options: analysisOptions(config, identities.map((v) => v.name), extra.ownVariants ?? []),
       decode: extra.decode ?? { greedy: true, maxTokens: config.maxTokens, stop: [] },
       prompt: extra.prompt ?? {},
       testSetSha256: extra.testSet?.sha256 ?? null,

@@ -130,7 +130,8 @@ code{font-size:12px}`;
 export function renderReport(r: EvaluationResults): string {
   const a = r.analysis;
   const variants = r.variants.map((v) => v.name);
-  const gate = a.gate ? `<p>Gate <b>significance</b>: <span class="${a.gate.passed ? "pass" : "fail"}">${a.gate.passed ? "PASS" : "FAIL"}</span> — ${esc(a.gate.summary)}</p>` : "";
+  // Every comparison's gate, in the configured order (results of older runs carry only `gate`).
+  const gate = (a.gates ?? (a.gate ? [a.gate] : [])).map((g) => `<p class="gate"${attrs({ "data-candidate": g.candidate, "data-baseline": g.baseline, "data-passed": String(g.passed) })}>Gate <b>${esc(g.name)}</b>: <span class="${g.passed ? "pass" : "fail"}">${g.passed ? "PASS" : "FAIL"}</span> — ${esc(g.summary)}</p>`).join("\n");
   const prov = r.provenance;
   const rateRows = a.rates.map((x) => [x.variant, x.scope, x.n, x.strict.successes, pct(x.strict.rate), `${pct(x.strict.lower)} – ${pct(x.strict.upper)}`, x.loose.successes, pct(x.loose.rate), x.tokenLimitHits]);
   const pairRows = a.pairs.map((p) => [`${p.candidate} vs ${p.baseline}`, p.scope, p.n, `${p.table.a}/${p.table.b}/${p.table.c}/${p.table.d}`, p.difference === null ? "–" : `${(100 * p.difference).toFixed(1)}`, p.cohensH === null ? "–" : p.cohensH.toFixed(3), p.test, p.statistic === null ? "–" : p.statistic.toFixed(3), formatP(p.p), formatP(p.pAdjusted), p.significant ? "yes" : "no"]);

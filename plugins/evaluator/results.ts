@@ -63,6 +63,8 @@ export function summaryText(r: EvaluationResults): string {
   for (const l of a.lengths) lines.push(`  ${l.variant.padEnd(14)} median ${l.median.toFixed(0).padStart(4)}  IQR ${l.q1.toFixed(0)}-${l.q3.toFixed(0)}  mean ${l.mean.toFixed(1)}  max ${l.max}`);
   const hits = a.rates.filter((x) => x.scope === "overall" && x.tokenLimitHits > 0);
   for (const h of hits) lines.push(`  ${h.variant}: ${h.tokenLimitHits} of ${h.n} responses hit the token limit`);
-  if (a.gate) lines.push("", `gate significance: ${a.gate.passed ? "PASS" : "FAIL"}  ${a.gate.summary}`);
+  const gates = a.gates ?? (a.gate ? [a.gate] : []);
+  if (gates.length) lines.push("");
+  for (const g of gates) lines.push(`gate ${g.name}: ${g.passed ? "PASS" : "FAIL"}  ${g.summary}`);
   return lines.join("\n") + "\n";
 }

@@ -3,7 +3,7 @@
 // scores with no adapter, so the judge is the base model. Nothing else is loaded.
 import type { Logger, Services } from "../../core/plugin.ts";
 import type { FileArtifact } from "../../core/artifacts.ts";
-import { loadAdapter, type Adapter } from "../../native/index.ts";
+import type { Adapter } from "../../native/index.ts";
 import { Critic } from "../critic/critic.ts";
 import { openModel, type OpenedModel } from "../loader/open.ts";
 import type { TextGenerator } from "../shared/generation.ts";
@@ -18,7 +18,7 @@ export interface PairsModel extends OpenedModel {
   scorer: ScorerProvenance;
   /** One batch on a fresh context (an empty KV cache: a batch's output depends on its requests alone). */
   batch<T>(fn: (w: { sft: TextGenerator; base: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
-  /** Frees the adapter (the model stays with the service). */
+  /** Nothing to free: the model and the adapter belong to the model service. */
   dispose(): void;
 }
 
@@ -29,8 +29,10 @@ export async function pairsModel(services: Services, input: AsyncIterable<ModelI
   if (opts.needAdapter && meta.baseModel.sha256 !== m.info.sha256) {
     throw new Error(`the sft adapter ${adapterArt.path} was trained on ${meta.baseModel.path} (sha256 ${meta.baseModel.sha256.slice(0, 12)}), not on the loaded model ${m.info.path} (${m.info.sha256.slice(0, 12)})`);
   }
-  const adapter: Adapter | null = opts.needAdapter ? await loadAdapter(m.model, adapterArt.path) : null;
-  const sel = await (await ModelService.of(services)).scorer(m.provenance.path, { scorer: opts.scorer, log: opts.log });
+  const service = await ModelService.of(services);
+  // The service owns the adapter (loaded once, kept with the model); applied per generation call.
+  const adapter: Adapter | null = opts.needAdapter ? await service.adapter(m.provenance.path, adapterArt.path) : null;
+  const sel = await service.scorer(m.provenance.path, { scorer: opts.scorer, log: opts.log });
   const engine: EngineScorer | null = sel.engine;
   return {
     ...m,
@@ -45,8 +47,6 @@ export async function pairsModel(services: Services, input: AsyncIterable<ModelI
         ctx.dispose();
       }
     },
-    dispose() {
-      adapter?.dispose();
-    },
+    dispose() {}, // the model and its adapter stay with the service
   };
 }

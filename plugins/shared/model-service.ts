@@ -12,6 +12,12 @@
 // device. Loading never applies a chat template and the tokenizer adds no BOS/EOS
 // and parses no special tokens (the addon's defaults; the loader plugin asserts them).
 //
+// Adapters (adapter()): a LoRA adapter is loaded once per (model, file) and kept with its
+// model until that model unloads. It is applied per call (the `adapters` of a generate or
+// score call), so one resident base serves the bare model and every adapter of a run, and
+// switching between them reloads nothing (the SFT model of the pairs stage, the evaluator's
+// base / SFT / DPO / DPO-only variants).
+//
 // Scoring (scorer()): teacher-forced log-probs come from llama.cpp's scorer or from the
 // training engine's forward (plugins/shared/scorer.ts). The engine's copy of the base is a
 // model too, so the service owns it as well: it is kept next to the llama.cpp model only
@@ -19,7 +25,7 @@
 import { totalmem } from "node:os";
 import { realpathSync, statSync } from "node:fs";
 import type { Logger, Services } from "../../core/plugin.ts";
-import { buildInfo, loadModel, type BuildInfo, type Context, type ContextOptions, type LoadModelOptions, type Model } from "../../native/index.ts";
+import { buildInfo, loadAdapter, loadModel, type Adapter, type BuildInfo, type Context, type ContextOptions, type LoadModelOptions, type Model } from "../../native/index.ts";
 import { loadTrainModel, trainBackends, type TrainBackendKind, type TrainBackends } from "../../native/train.ts";
 import { sha256FileCached } from "./file-hash.ts";
 import { chooseScorer, EngineScorer, type ScorerChoice, type ScorerProvenance } from "./scorer.ts";
@@ -196,11 +202,15 @@ export function estimateEngineBytes(backend: "cpu" | "cuda", storage: "dense" | 
 export class ModelService {
   static readonly KEY = "selftune.model-service";
   private readonly loaded = new Map<string, LoadedModel>();
+  /** Adapters by the real path of their model, then of their file; freed before their model. */
+  private readonly adapters = new Map<string, Map<string, Adapter>>();
   /** Engine scorers by real path + backend + storage. */
   private readonly engines = new Map<string, { path: string; scorer: EngineScorer; provenance: ScorerProvenance; bytes: number }>();
   private queue: Promise<unknown> = Promise.resolve();
   /** Loads performed (tests check that a model is loaded once per run). */
   loads = 0;
+  /** Adapter files loaded (tests check that switching adapters reloads nothing). */
+  adapterLoads = 0;
 
   /** The run's service (created on first use, disposed with the run's services). */
   static async of(services: Services): Promise<ModelService> {
@@ -246,7 +256,7 @@ export class ModelService {
       const real = realpathSync(path);
       const hit = this.loaded.get(real);
       if (hit && !hit.model.disposed) return hit;
-      if (hit) this.loaded.delete(real);
+      if (hit) this.unloadNow(real); // disposed behind the service's back: forget it and its adapters
       // The engine's copies of other files go whatever keepOthers says: they are reloaded on demand.
       for (const [k, e] of this.engines) if (e.path !== real) this.unloadEngine(k);
       const others = this.resident();
@@ -283,9 +293,33 @@ export class ModelService {
     }
   }
 
+  /**
+   * The LoRA adapter at `adapterPath` for the resident model at `modelPath` (acquire() it
+   * first), loaded on first use and kept until that model unloads: apply it per call
+   * (`adapters: [{ adapter, scale }]`); the caller never disposes it.
+   */
+  adapter(modelPath: string, adapterPath: string): Promise<Adapter> {
+    return this.serial(async () => {
+      const real = realpathSync(modelPath);
+      const lm = this.loaded.get(real);
+      if (!lm || lm.model.disposed) throw new ModelServiceError(`model service: adapter ${adapterPath} asked for ${real}, which is not loaded (acquire it first)`);
+      const file = realpathSync(adapterPath);
+      let byFile = this.adapters.get(real);
+      if (!byFile) this.adapters.set(real, (byFile = new Map()));
+      const hit = byFile.get(file);
+      if (hit) return hit;
+      const adapter = await loadAdapter(lm.model, file);
+      this.adapterLoads++;
+      byFile.set(file, adapter);
+      return adapter;
+    });
+  }
+
   private unloadNow(path: string): void {
     const lm = this.loaded.get(path);
     this.loaded.delete(path);
+    for (const a of this.adapters.get(path)?.values() ?? []) a.dispose();
+    this.adapters.delete(path);
     lm?.model.dispose();
     for (const [k, e] of this.engines) if (e.path === path) this.unloadEngine(k);
   }

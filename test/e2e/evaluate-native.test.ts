@@ -36,7 +36,7 @@ describe("evaluation with the native generator", () => {
     expect(overall).toMatchObject({ candidate: "lora", baseline: "base", n: 15 });
     const t = overall.table;
     expect(t.a + t.b + t.c + t.d).toBe(15);
-    expect(results.analysis.gate.name).toBe("significance");
+    expect(results.analysis.gate.name).toBe("significance lora vs base");
     expect(results.variants.map((v: { name: string; generated: number }) => [v.name, v.generated])).toEqual([["base", 15], ["lora", 15]]);
     expect(results.variants[0].loadInfo.backend).toBe(buildInfo().backend);
     expect(existsSync(join(out, "report.html"))).toBe(true);

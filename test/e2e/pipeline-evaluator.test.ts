@@ -1,45 +1,71 @@
-// Issue 11 item 4: one evaluator run over base, SFT, DPO and DPO-only: the smoke config on its
-// tiny synthesized model, the adapters wired from the run's own stages, and a report whose
-// paired rows cover SFT vs base, DPO vs SFT and DPO vs DPO-only.
+// Issue 11 item 4 / issue 12 item 6: one evaluator run over base, SFT, DPO and DPO-only: the
+// smoke config on its tiny synthesized model, the run's model and adapters wired as the
+// evaluator's (optional) inputs, one model load for the four variants (adapters applied per
+// call), and a report whose paired rows and gates cover SFT vs base, DPO vs SFT and DPO vs
+// DPO-only. A config still naming the folded `pipeline-evaluator` gets a config error.
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, ROOT, tempDir } from "../helpers.ts";
 import { expectOk, manifest } from "../plugins/generate-helpers.ts";
 
 setDefaultTimeout(300_000);
 
-
-describe("pipeline-evaluator", () => {
-  test("base, sft, dpo and dpo-only in one run; the report covers the three comparisons", async () => {
+describe("the evaluator on the run's own variants", () => {
+  test("base, sft, dpo and dpo-only in one run; the report covers the three comparisons, each gated", async () => {
     const dir = tempDir();
     const config = join(dir, "pipeline.yaml");
-    // The smoke config ends with testset + pipeline-evaluator over the run's sft, dpo and
-    // dpo-only stages: the README's main job is this test's pipeline.
+    // The smoke config ends with testset + evaluator over the run's sft, dpo and dpo-only
+    // stages: the README's main job is this test's pipeline.
     const smoke = readFileSync(join(ROOT, "configs/smoke.yaml"), "utf8");
-    expect(smoke).toContain("plugin: pipeline-evaluator");
+    expect(smoke).toContain("  - plugin: evaluator\n    inputs: { sft: sft, dpo: dpo, dpo-only: dpo-only }");
     writeFileSync(config, smoke.replace(/^name: smoke$/m, "name: pipeline-eval"));
     const runDir = join(dir, "run");
     const r = await cli(["run", config, "--run-dir", runDir]);
     expectOk(r);
     const m = manifest(runDir);
-    const ev = m.stages["pipeline-evaluator"]!;
+    const ev = m.stages.evaluator!;
     expect(ev.status).toBe("done");
-    const wired = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).stages["pipeline-evaluator"].inputs;
-    expect(wired.sft.stage).toBe("sft");
-    expect(wired.dpo.stage).toBe("dpo");
-    expect(wired["dpo-only"].stage).toBe("dpo-only");
+    const wired = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).stages.evaluator.inputs;
+    expect(Object.fromEntries(Object.entries(wired).map(([slot, w]) => [slot, (w as { stage: string }).stage]))).toEqual({ tests: "testset", model: "load", sft: "sft", dpo: "dpo", "dpo-only": "dpo-only" });
     expect(ev.gates.map((g) => g.name)).toEqual(["significance sft vs base", "significance dpo vs sft", "significance dpo vs dpo-only"]);
+    // The four variants were one model load: the last one before the evaluator started (the
+    // training stages release the service's model), none after.
+    const log = r.stderr.slice(r.stderr.indexOf("stage 'evaluator' (evaluator"));
+    expect(log.match(/model service: loaded /g)?.length).toBe(1);
 
-    const results = JSON.parse(readFileSync(join(runDir, "pipeline-evaluator/evaluation_results.json"), "utf8"));
+    const results = JSON.parse(readFileSync(join(runDir, "evaluator/evaluation_results.json"), "utf8"));
     const overall = results.analysis.pairs.filter((p: { scope: string }) => p.scope === "overall").map((p: { candidate: string; baseline: string }) => `${p.candidate}/${p.baseline}`);
     expect(overall).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
+    expect(results.analysis.gates.map((g: { candidate: string; baseline: string }) => `${g.candidate}/${g.baseline}`)).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
     // The variants differ in their adapters only, and each adapter is the wired stage's file.
     const variants = results.variants as { name: string; model: { sha256: string }; adapters: { path: string }[] }[];
     expect(variants.map((v) => v.name)).toEqual(["base", "sft", "dpo", "dpo-only"]);
     expect(new Set(variants.map((v) => v.model.sha256)).size).toBe(1);
     expect(variants.map((v) => v.adapters.map((a) => a.path))).toEqual([[], [join(runDir, "sft/adapter.gguf")], [join(runDir, "dpo/adapter.gguf")], [join(runDir, "dpo-only/adapter.gguf")]]);
-    const html = readFileSync(join(runDir, "pipeline-evaluator/report.html"), "utf8");
-    for (const name of ["dpo-only", "sft", "base"]) expect(html).toContain(name);
+    // report.html shows every comparison's gate, not only the first.
+    const html = readFileSync(join(runDir, "evaluator/report.html"), "utf8");
+    expect([...html.matchAll(/<p class="gate" data-candidate="([^"]+)" data-baseline="([^"]+)"/g)].map((x) => `${x[1]}/${x[2]}`)).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
+    // `selftune report` rebuilds the same analysis (the default pairs come from the run's own variants).
+    const before = results.analysis;
+    const rebuilt = await cli(["report", runDir]);
+    expect(rebuilt.exitCode).toBe(0);
+    expect(JSON.parse(readFileSync(join(runDir, "evaluator/evaluation_results.json"), "utf8")).analysis).toEqual(before);
+  });
+
+  test("a config naming pipeline-evaluator is refused before anything runs, saying what to write instead", async () => {
+    const dir = tempDir();
+    const smoke = readFileSync(join(ROOT, "configs/smoke.yaml"), "utf8");
+    const old = smoke.replace("  - plugin: evaluator\n", "  - plugin: pipeline-evaluator\n");
+    expect(old).not.toBe(smoke);
+    const config = join(dir, "old.yaml");
+    writeFileSync(config, old);
+    const r = await cli(["run", config, "--run-dir", join(dir, "run")]);
+    expect(r.exitCode).toBe(2);
+    const line = old.split("\n").findIndex((l) => l === "  - plugin: pipeline-evaluator") + 1;
+    expect(r.stderr).toContain(`${config}:`);
+    expect(r.stderr).toMatch(new RegExp(`old\\.yaml:(${line}|${line + 3}): stages\\[\\d+\\]\\.config: the pipeline-evaluator plugin was folded into \`evaluator\`: write \`plugin: evaluator\``));
+    expect(r.stderr).not.toContain("has no input slot");
+    expect(existsSync(join(dir, "run"))).toBe(false);
   });
 });

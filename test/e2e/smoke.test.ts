@@ -1,6 +1,7 @@
 // The README's main job end to end: `selftune run configs/smoke.yaml` synthesizes a tiny
-// qwen2 model and runs load -> prompts -> instructions -> responses -> qc on it, with the
-// QC gate reporting (random weights cannot pass it), in under two minutes on 2 cores.
+// qwen2 model and runs load -> prompts -> instructions -> responses -> qc -> sft -> pairs ->
+// dpo / dpo-only -> testset -> evaluator on it, with the QC gate reporting (random weights
+// cannot pass it), in under two minutes on 2 cores.
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,7 +26,7 @@ describe("smoke run", () => {
     expectOk(r);
     expect(seconds).toBeLessThan(120);
     const m = manifest(runDir);
-    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft", "pairs", "dpo", "dpo-only", "testset", "pipeline-evaluator"]);
+    expect(Object.keys(m.stages)).toEqual(["load", "prompts", "instructions", "responses", "qc", "sft", "pairs", "dpo", "dpo-only", "testset", "evaluator"]);
     for (const s of Object.values(m.stages)) expect(s.status).toBe("done");
     // QC reported its gates and did not stop the run.
     expect(r.stdout).toContain("(reported, not stopping)");

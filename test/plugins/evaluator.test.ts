@@ -143,8 +143,8 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
     expect(st.status).toBe("done");
     const files = st.files.map((f) => f.file).sort();
     expect(files).toEqual(["base.responses.jsonl", "evaluation_results.json", "report.html", "sft.responses.jsonl", "summary.txt"]);
-    expect(st.gates).toEqual([expect.objectContaining({ name: "significance", passed: true })]);
-    expect(first.stdout).toContain("gate significance: PASS");
+    expect(st.gates).toEqual([expect.objectContaining({ name: "significance sft vs base", passed: true })]);
+    expect(first.stdout).toContain("gate significance sft vs base: PASS");
     // the rates artifact: one record per variant x (5 types + overall)
     expect(st.artifacts[0]!.records).toBe(12);
   });
@@ -205,7 +205,7 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
   test("summary.txt and report.html", () => {
     const summary = readFileSync(join(s.runDir, "eval", "summary.txt"), "utf8");
     expect(summary).toContain("sft vs base");
-    expect(summary).toContain("gate significance: PASS");
+    expect(summary).toContain("gate significance sft vs base: PASS");
     const html = readFileSync(join(s.runDir, "eval", "report.html"), "utf8");
     expect(html).toContain('data-chart="success-by-type"');
     expect(html).not.toMatch(/<script|<link|src=|url\(/);
@@ -243,7 +243,7 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
   test("a failed gate stops the pipeline with exit 3", async () => {
     const r = await cli(["run", s.config({ gate: "{ compare: [base, sft] }", rev: 1 }), "--run-dir", join(s.dir, "run-gate")]);
     expect(r.exitCode).toBe(3);
-    expect(r.stderr).toContain("significance failed");
+    expect(r.stderr).toContain("significance base vs sft' of stage 'eval' failed");
     expect(r.stderr).toContain("base is not better");
   });
 
@@ -254,7 +254,7 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
     const r = await cli(["report", s.runDir]);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toContain("gate significance: PASS");
+    expect(r.stdout).toContain("gate significance sft vs base: PASS");
     for (const f of ["evaluation_results.json", "summary.txt", "report.html"]) expect(existsSync(join(evalDir, f))).toBe(true);
     const after = results(s.runDir);
     expect(after.analysis).toEqual(before.analysis);

@@ -11,6 +11,8 @@ import { ModelService, ModelServiceError } from "../../plugins/shared/model-serv
 import { computeTokenizerSha256 } from "../../plugins/shared/tokenizer-hash.ts";
 import type { Services } from "../../core/plugin.ts";
 import { tempDir } from "../helpers.ts";
+import { generate } from "../../native/index.ts";
+import { writeTinyLora } from "../native/helpers.ts";
 
 // Child runs and model loads are slow on a shared 2-core machine (the preload's default
 // does not reach every file when several run in one `bun test`).
@@ -65,6 +67,39 @@ describe("model service", () => {
     expect(c).toBe(a);
     expect(d).toBe(a);
     expect(s.loads).toBe(1);
+  });
+
+  test("adapters: loaded once per (model, file), applied per call, switched without reloading the base, freed with the model", async () => {
+    const s = new ModelService(); // its own: the other tests count the shared service's loads
+    const lm = await s.acquire(qwen);
+    const loads = s.loads;
+    const [a1, a2] = [await writeTinyLora(join(dir, "a1.gguf"), { seed: 1 }), await writeTinyLora(join(dir, "a2.gguf"), { seed: 2 })];
+    const x = await s.adapter(qwen, a1);
+    expect(await s.adapter(qwen, a1)).toBe(x);
+    const y = await s.adapter(qwen, a2);
+    expect(s.adapterLoads).toBe(2);
+    // Per call: the bare base, one adapter, the other, and the bare base again, on one context.
+    const ctx = await lm.workContext();
+    const req = [{ prompt: "Instruction: say hi\nResponse:", sampling: { temperature: 0, maxTokens: 6 } }];
+    try {
+      const run = async (adapters: { adapter: typeof x; scale: number }[]) => (await generate(ctx, req, { adapters })).results[0]!.tokens.join(",");
+      const bare = await run([]);
+      const withX = await run([{ adapter: x, scale: 4 }]);
+      const withY = await run([{ adapter: y, scale: 4 }]);
+      expect(withX).not.toBe(bare); // the adapter does something, so the switch is observable
+      expect(await run([])).toBe(bare);
+      expect(await run([{ adapter: x, scale: 4 }])).toBe(withX);
+      expect(withY).toBeString();
+    } finally {
+      ctx.dispose();
+    }
+    expect(s.loads).toBe(loads);
+    expect(s.adapterLoads).toBe(2);
+    // Asking for an adapter of a model that is not resident is an error naming it.
+    await expect(s.adapter(llama, a1)).rejects.toThrow(/not loaded \(acquire it first\)/);
+    await s.unload(qwen);
+    expect(x.disposed).toBe(true);
+    expect(y.disposed).toBe(true);
   });
 
   test("provenance: sha256 of the file, tokenizer hash, build, backend, device", async () => {

@@ -16,7 +16,7 @@ const CHROMIUM = "/usr/bin/chromium";
 const skipBrowser = process.env.SELFTUNE_SKIP_BROWSER === "1";
 
 /** Three variants on 5 types x 10 items; success patterns chosen per variant. */
-function fixture(): EvaluationResults {
+function fixture(gates?: [string, string][]): EvaluationResults {
   const names = ["base", "sft", "dpo"];
   const variants = names.map((name, vi) => {
     const record: VariantRecord = { name, hash: `h${vi}`.padEnd(64, "0"), model: { path: "/m/base.gguf", sha256: "a".repeat(64) }, adapters: vi ? [{ path: `/m/${name}.gguf`, sha256: "b".repeat(64), scale: 1 }] : [], responsesFile: `${name}.responses.jsonl`, generated: 50, cached: 0, loadInfo: null };
@@ -30,10 +30,18 @@ function fixture(): EvaluationResults {
     });
     return { record, responses };
   });
-  return buildOutputs({ variants, options: { metric: "strict", alpha: 0.01, confidence: 0.95, gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" }).results;
+  return buildOutputs({ variants, options: { metric: "strict", alpha: 0.01, confidence: 0.95, ...(gates ? { pairs: gates, gates: gates.map((compare) => ({ alpha: 0.01, compare, scope: "overall" as const })) } : { gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }) }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" }).results;
 }
 
 describe("report HTML (static)", () => {
+  test("every comparison's gate is shown, in order, with its decision (not only the first)", () => {
+    const r = fixture([["sft", "base"], ["dpo", "sft"], ["base", "dpo"]]);
+    expect(r.analysis.gates.map((g) => [g.name, g.passed])).toEqual([["significance sft vs base", true], ["significance dpo vs sft", true], ["significance base vs dpo", false]]);
+    const html = renderReport(r);
+    const shown = [...html.matchAll(/<p class="gate" data-candidate="([^"]+)" data-baseline="([^"]+)" data-passed="([^"]+)">Gate <b>([^<]+)<\/b>: <span class="(pass|fail)">/g)].map((m) => [m[4], m[3], m[5]]);
+    expect(shown).toEqual([["significance sft vs base", "true", "pass"], ["significance dpo vs sft", "true", "pass"], ["significance base vs dpo", "false", "fail"]]);
+  });
+
   test("self-contained: no script, stylesheet link, external URL or font", () => {
     const html = renderReport(fixture());
     expect(html).toStartWith("<!doctype html>");
@@ -128,7 +136,7 @@ describe.skipIf(skipBrowser)("report HTML in headless Chromium", () => {
 
   test("the gate decision and the tables are shown", async () => {
     const text = await page.locator("body").innerText();
-    expect(text).toContain("Gate significance: PASS");
+    expect(text).toContain("Gate significance sft vs base: PASS");
     expect(await page.locator("table").count()).toBe(4);
   });
 });
