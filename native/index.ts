@@ -236,6 +236,12 @@ export interface ContextOptions {
    * its own, and then no prefixes are shared.
    */
   kvUnified?: boolean;
+  /**
+   * Let llama.cpp run large-batch matmuls of CPU-resident layers (gpuLayers < all) on a GPU
+   * (default true). With gpuLayers 0 and opOffload false a CUDA build computes on the CPU
+   * alone, with the CPU build's numerics (specs/inference.md).
+   */
+  opOffload?: boolean;
 }
 
 export interface LoadModelOptions extends ContextOptions {

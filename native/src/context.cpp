@@ -58,6 +58,7 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
     else if (fa == "on") p.flash_attn = 1;
     else throw Napi::TypeError::New(env, "option flashAttention must be 'auto', 'on' or 'off'");
     p.kv_unified = opt_bool(o, "kvUnified", true);
+    p.op_offload = opt_bool(o, "opOffload", true);
     const std::string kv = opt_string(o, "kvType", "f16");
     if (kv == "f16") p.kv_type = GGML_TYPE_F16;
     else if (kv == "f32") p.kv_type = GGML_TYPE_F32;

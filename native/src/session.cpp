@@ -39,6 +39,7 @@ std::shared_ptr<Session> Session::create(std::shared_ptr<ModelHandle> model, con
     // stored once. With split caches llama_memory_seq_cp across streams copies only whole
     // sequences (a partial range aborts), so jobs share no prefixes then.
     cp.kv_unified = params.kv_unified;
+    cp.op_offload = params.op_offload;
     cp.type_k = params.kv_type;
     cp.type_v = params.kv_type;
     cp.no_perf = true;

@@ -34,6 +34,7 @@ struct SessionParams {
     int32_t  flash_attn = -1;       // -1 auto, 0 off, 1 on
     ggml_type kv_type = GGML_TYPE_F16;  // K and V cache element type
     bool     kv_unified = true;     // one cache for all sequences (see session.cpp)
+    bool     op_offload = true;     // large-batch ops of CPU-resident layers may run on a GPU
 };
 
 struct AdapterUse {

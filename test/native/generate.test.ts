@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generate, generateStream, loadAdapter, loadModel, textWithStop, type Context, type GenerateRequest, type GenerateResult, type Model } from "../../native/index.ts";
 import { logSoftmaxRow, tiny, writeFavouringLora, writeTinyLora } from "./helpers.ts";
+import { expectGreedyAgrees, expectSampledAgrees, logprobTol } from "./numerics.ts";
 
 const EXACT = { kvType: "f32", flashAttention: "off", threads: 1 } as const;
 const HEADER =
@@ -63,8 +64,10 @@ describe("batched == alone", () => {
     for (let i = 0; i < reqs.length; i++) {
       const b = batched.results[i]!;
       expect(b.index).toBe(i);
-      expect(b.tokens).toEqual(single[i]!.tokens);
-      expect(b.text).toBe(single[i]!.text);
+      // Identical on the CPU build; on a GPU identical up to a near-tie (test/native/numerics.ts).
+      if ((await expectGreedyAgrees(alone, model.tokenize(reqs[i]!.prompt as string), b.tokens, single[i]!.tokens, { vocab: model.info.vocabSize })) === "same") {
+        expect(b.text).toBe(single[i]!.text);
+      }
       expect(b.stop).toBe("length");
       expect(b.nTokens).toBe(reqs[i]!.sampling!.maxTokens!);
       // The concatenated pieces: a continuation keeps its leading space (detokenize drops it).
@@ -100,12 +103,12 @@ describe("batched == alone", () => {
       const reqs = mixedRequests().map((r, i) => ({ ...r, sampling: { ...r.sampling, ...sampling, seed: 1000 + i } }));
       const batched = await generate(batchedCtx, reqs);
       const single = await aloneEach(reqs, {}, aloneCtx);
-      for (let i = 0; i < reqs.length; i++) expect(batched.results[i]!.tokens).toEqual(single[i]!.tokens);
+      expectSampledAgrees(reqs.map((_, i) => [batched.results[i]!.tokens, single[i]!.tokens]));
       // The pilot's instruction sampling: top-p without top-k (the fused path, sampler.cpp).
       const pilot = reqs.map((r) => ({ ...r, sampling: { maxTokens: r.sampling.maxTokens, seed: r.sampling.seed, temperature: 0.7, topP: 0.9, repetitionPenalty: 1.1 } }));
       const pb = await generate(batchedCtx, pilot);
       const ps = await aloneEach(pilot, {}, aloneCtx);
-      for (let i = 0; i < reqs.length; i++) expect(pb.results[i]!.tokens).toEqual(ps[i]!.tokens);
+      expectSampledAgrees(reqs.map((_, i) => [pb.results[i]!.tokens, ps[i]!.tokens]));
       // ... and the seeds matter.
       const reseeded = await generate(batchedCtx, reqs.map((r) => ({ ...r, sampling: { ...r.sampling, seed: r.sampling.seed + 1 } })));
       const same = reseeded.results.filter((r, i) => r.text === batched.results[i]!.text).length;
@@ -190,7 +193,7 @@ describe("min-p against the reference path", () => {
     const reqs = Array.from({ length: 200 }, (_, i) => ({ prompt, sampling: { temperature: 1.5, minP, topP: 0.99, maxTokens: 1, seed: i + 1 } }));
     const out = await generate(model, reqs);
     const seen = new Set(out.results.map((r) => r.tokens[0]!));
-    for (const t of seen) expect(lp[t]! - top).toBeGreaterThanOrEqual(Math.log(minP) - 1e-4);
+    for (const t of seen) expect(lp[t]! - top).toBeGreaterThanOrEqual(Math.log(minP) - logprobTol(1e-4));
     expect(seen.size).toBeGreaterThan(5);
   });
 });
@@ -346,7 +349,10 @@ describe("stopping", () => {
       for (const r of out.results.filter((r) => r.stop !== "eos")) expect(r.stopToken).toBeNull();
       // Batched == alone holds for eos too.
       const single = await aloneEach(reqs.slice(0, 6), { adapters: [{ adapter }] });
-      for (let i = 0; i < 6; i++) expect(out.results[i]!.tokens).toEqual(single[i]!.tokens);
+      for (let i = 0; i < 6; i++) {
+        const p = reqs[i]!.prompt;
+        await expectGreedyAgrees(alone, typeof p === "string" ? model.tokenize(p) : Array.from(p), out.results[i]!.tokens, single[i]!.tokens, { vocab: model.info.vocabSize, eos, adapters: [{ adapter }] });
+      }
     } finally {
       adapter.dispose();
     }
@@ -478,7 +484,7 @@ describe("kvUnified off", () => {
       const a = await generate(ctx, reqs);
       const b = await generate(model, reqs);
       expect(a.stats.tokensReused).toBe(0);
-      for (let i = 0; i < reqs.length; i++) expect(a.results[i]!.tokens).toEqual(b.results[i]!.tokens);
+      for (let i = 0; i < reqs.length; i++) await expectGreedyAgrees(alone, model.tokenize(reqs[i]!.prompt as string), a.results[i]!.tokens, b.results[i]!.tokens, { vocab: model.info.vocabSize });
       const perSeq = Math.floor(ctx.info.contextSize / 5);
       await expect(generate(ctx, [{ prompt: model.tokenize("word ".repeat(perSeq + 10)) }])).rejects.toThrow(/cells per sequence/);
     } finally {

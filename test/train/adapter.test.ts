@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { findTensor, metaNumber, metaString, readGguf, readTensorF32 } from "../../native/gguf/index.ts";
 import { loadModel, quantize, type Model } from "../../native/index.ts";
 import { loadTrainModel, type LoraTarget, type TrainModel, type TrainSession } from "../../native/train.ts";
-import { bitEqual, maxAbsDiff, tiny, tiny256 } from "./helpers.ts";
+import { bitEqual, CPU_ENGINE, LLAMA_ON_CPU, maxAbsDiff, tiny, tiny256 } from "./helpers.ts";
 
 const TEXTS = ["Instruction: Say hello.\nResponse: Hello!\nEND", "Instruction: Add 17 and 25.\nResponse: 42\nEND"];
 
@@ -58,8 +58,8 @@ for (const c of CASES) {
     let llama: Model, tm: TrainModel, s: TrainSession, path: string, params: Float32Array;
     beforeAll(async () => {
       const file = await c.file();
-      llama = await loadModel(file, { threads: 2, flashAttention: "off", contextSize: 256, parallel: 1 });
-      tm = await loadTrainModel(file);
+      llama = await loadModel(file, { threads: 2, flashAttention: "off", contextSize: 256, parallel: 1, ...LLAMA_ON_CPU });
+      tm = await loadTrainModel(file, CPU_ENGINE);
       s = tm.createSession({ rank: 4, alpha: 8, targets: c.targets, threads: 2 });
       params = randomise(s, 7);
       path = join(dir, `${c.name.replace(/\W+/g, "-")}.gguf`);

@@ -86,3 +86,13 @@ export function patternPairs(n: number, heldOut = false): { instruction: string;
     return { instruction: instruction!, chosen: `Sure. ${answer}`, rejected: answer! };
   });
 }
+
+/**
+ * What the CPU training engine's tests compare against: llama.cpp computing on the CPU
+ * (no layers on a GPU, no large-batch op offload), so a CUDA build gives the same
+ * reference as the CPU build. The CUDA training backend has its own checks against the
+ * CPU engine (native/bench/train_cuda_parity.sh, specs/training.md).
+ */
+export const LLAMA_ON_CPU = { gpuLayers: 0, opOffload: false } as const;
+/** The CPU engine, whatever the build: these tests prove its exact properties. */
+export const CPU_ENGINE = { backend: "cpu" } as const;

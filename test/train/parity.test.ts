@@ -20,7 +20,7 @@ setDefaultTimeout(300_000);
 import { existsSync } from "node:fs";
 import { loadModel, quantize, type Model } from "../../native/index.ts";
 import { loadTrainModel, type TrainModel, type TrainSession } from "../../native/train.ts";
-import { maxAbsDiff, tiny, tiny256 } from "./helpers.ts";
+import { CPU_ENGINE, LLAMA_ON_CPU, maxAbsDiff, tiny, tiny256 } from "./helpers.ts";
 
 const TEXTS = [
   "Instruction: Say hello.\nResponse: Hello!\nEND",
@@ -56,8 +56,8 @@ for (const c of CASES) {
     let llama: Model, tm: TrainModel, s: TrainSession;
     beforeAll(async () => {
       const path = await modelFile(c);
-      llama = await loadModel(path, { threads: 2, flashAttention: "off", contextSize: 256, parallel: 1 });
-      tm = await loadTrainModel(path);
+      llama = await loadModel(path, { threads: 2, flashAttention: "off", contextSize: 256, parallel: 1, ...LLAMA_ON_CPU });
+      tm = await loadTrainModel(path, CPU_ENGINE);
       s = tm.createSession({ rank: 4, threads: 2 });
     });
     afterAll(() => {

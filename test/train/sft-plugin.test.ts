@@ -14,8 +14,9 @@ import { TrainingManifest } from "../../plugins/sft/kinds.ts";
 import { cli, ROOT, tempDir, writeConfig } from "../helpers.ts";
 import { tiny } from "./helpers.ts";
 
+// Written outside the checkout: a bare "zod" would not resolve there (no node_modules above it).
 const FAKE_GENERATE = `
-import { z } from "zod";
+import { z } from "${ROOT}/node_modules/zod";
 import { definePlugin } from "${ROOT}/core/plugin.ts";
 import { SftExampleKind } from "${ROOT}/plugins/shared/kinds.ts";
 import { criticVerdict } from "${ROOT}/plugins/prompts/prompts.ts";

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadTrainModel, planTraining, type TrainData, type TrainModel, type TrainOptions, type TrainProgress } from "../../native/train.ts";
-import { bitEqual, sftData, tiny, tokenizer } from "./helpers.ts";
+import { bitEqual, CPU_ENGINE, sftData, tiny, tokenizer } from "./helpers.ts";
 
 let dir: string;
 let model: TrainModel;
@@ -18,7 +18,7 @@ let data: TrainData;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "selftune-train-loop-"));
   const path = await tiny("qwen2");
-  model = await loadTrainModel(path);
+  model = await loadTrainModel(path, CPU_ENGINE);
   data = await sftData(path);
 });
 afterAll(() => {
