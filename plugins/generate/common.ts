@@ -90,13 +90,15 @@ export async function resolveParams<P extends Record<string, unknown>>(opts: {
 }
 
 /**
- * A special token the model generates (other than end-of-generation, which the
- * generator already stops at) is structure, not text: the generation ends there, as at
- * end-of-generation. The result is cut before it (text re-made from the tokens before
- * it; stop "eos"), so special-token text never enters instructions or responses, where
- * a later tokenization (SFT) could turn it back into the special id.
+ * A special token the model generates (other than end-of-generation) is structure, not
+ * text: the generation ends there, as at end-of-generation. The generator itself ends it at
+ * a control or unknown token (stop "control", the token outside text and tokens); a
+ * user-defined one (Qwen2's "<tool_call>") is cut here (text re-made from the tokens before
+ * it; stop "eos"). Either way special-token text never enters instructions or responses,
+ * where a later tokenization (SFT) could turn it back into the special id; `cut` counts both.
  */
 export function cutAtSpecialToken(r: GenerationResult, m: Pick<OpenedModel, "guard" | "model">): { result: GenerationResult; cut: boolean } {
+  if (r.stop === "control") return { result: r, cut: true };
   const eog = new Set(m.model.info.eogTokenIds);
   const k = r.tokens.findIndex((id) => m.guard.blocked.has(id) && !eog.has(id));
   if (k < 0) return { result: r, cut: false };

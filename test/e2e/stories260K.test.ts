@@ -51,8 +51,10 @@ describeStories("configs/stories260K.yaml", () => {
       expect(t).not.toMatch(/<\/?s>|<unk>/);
       expect(findChatMarkup(t)).toBeNull();
     }
-    // Room enough to finish a story: most end with the model's own </s> or <s> (stop reason eos).
+    // Room enough to finish a story: most end with the model's own </s> or <s> (stop reason eos),
+    // and the stage counts those its <s> (a control token, not end-of-generation) ended.
     expect(examples.filter((e) => e.stopReason === "eos").length).toBeGreaterThanOrEqual(examples.length / 2);
+    expect(manifest(runDir).stages.responses!.provenance.extra.specialTokenStops).toBeGreaterThan(0);
   });
 
   test("every stage that judges records which labels it read and how", () => {
