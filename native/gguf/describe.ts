@@ -47,9 +47,18 @@ function shortestF32(x: number | undefined): number | undefined {
   return x;
 }
 
+/** A number, or the first layer's of a per-layer array (llama.cpp accepts either for head and ffn counts). */
+function layerNumber(file: GgufFile, key: string): number | undefined {
+  const v = file.metadata.get(key);
+  if (v?.type === "array" && v.itemType !== "string" && v.itemType !== "array" && v.itemType !== "bool" && v.value.length > 0) {
+    return Number(v.value[0]);
+  }
+  return metaNumber(file, key);
+}
+
 export function describeGgufFile(file: GgufFile): GgufDescription {
   const arch = metaString(file, "general.architecture");
-  const archNumber = (key: string) => (arch ? metaNumber(file, `${arch}.${key}`) : undefined);
+  const archNumber = (key: string) => (arch ? layerNumber(file, `${arch}.${key}`) : undefined);
   const fileTypeId = metaNumber(file, "general.file_type");
   const tensorTypes: Record<string, number> = {};
   let parameterCount = 0;

@@ -60,6 +60,13 @@ void check_pair(const GgufKeys & k, const std::string & base, const Pair & p, co
     if (it == model->tensors.end()) {
         k.fail("LoRA tensor " + base + " adapts a tensor the model " + model->path + " does not have");
     }
+    if (embedding && !model->tensors.count("output.weight")) {
+        // The model's output projection is token_embd itself, and llama.cpp applies a pair
+        // to every use of its weight: as the output matmul the transposed A does not fit
+        // (GGML_ASSERT in ggml_mul_mat).
+        k.fail("LoRA tensor " + base + " adapts token_embd, which the model " + model->path +
+               " also uses as its output (no output.weight); llama.cpp cannot apply such a pair");
+    }
     const auto & w = it->second.ne;
     const int64_t n_in = embedding ? a[1] : a[0];
     const int64_t n_out = b[1];

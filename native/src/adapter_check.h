@@ -8,7 +8,9 @@
 // - adapter.lora.alpha finite and in 0 .. 65536;
 // - every tensor a `<base>.lora_a` / `<base>.lora_b` pair (or a `_norm.weight`, which
 //   llama.cpp skips), 2-D, f32/f16/bf16/q8_0, rank at least 1 and the same in A and B;
-// - with a model: every base tensor exists in it and A and B fit its shape.
+// - with a model: every base tensor exists in it and A and B fit its shape; no pair on
+//   token_embd when the model ties its output to it (llama.cpp would apply the transposed
+//   pair to the output matmul and assert).
 // Errors name the file and the key or tensor.
 #pragma once
 

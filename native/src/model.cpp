@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include "ggml-backend.h"
+#include "ggml-cpu.h"
 
 #include <climits>
 #include <cmath>
@@ -105,6 +106,12 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
     mp.vocab_only = params.vocab_only;
+    // ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights on a
+    // CPU with AMX_INT8) segfaults at the first decode of any quantized model here (Xeon
+    // with AMX, ggml 0.25.1: test/native/gguf-mutation.test.ts found it; valid q8_0 and
+    // q4_0 files of every size tried crash too). Without extra buffer types the weights
+    // stay in plain CPU buffers and ggml's ordinary kernels run.
+    mp.use_extra_bufts = !ggml_cpu_has_amx_int8();
     mp.load_mode = params.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     mp.progress_callback = [](float p, void * ud) -> bool {
         auto * s = static_cast<ProgressState *>(ud);

@@ -188,6 +188,10 @@ std::string shape_text(const int64_t * ne) {
 void check_llama_family_hparams(const GgufKeys & k, const std::string & arch, const Hparams & h) {
     const std::string A = arch + ".";
     k.f32(A + "attention.layer_norm_rms_epsilon", true);
+    // Next-token-prediction layers change which blocks llama.cpp builds; these families have none.
+    if (const auto nextn = k.u32(A + "nextn_predict_layers"); nextn && *nextn != 0) {
+        k.fail(A + "nextn_predict_layers is " + std::to_string(*nextn) + "; " + arch + " models have no prediction layers");
+    }
     if (!k.has(A + "feed_forward_length")) k.fail("missing metadata key " + A + "feed_forward_length");
     if (!k.has(A + "attention.head_count")) k.fail("missing metadata key " + A + "attention.head_count");
     for (size_t il = 0; il < h.n_layer; il++) {

@@ -21,6 +21,13 @@ namespace {
 const char * const kTokenizerModels[] = {"no_vocab", "none", "llama",  "bert",   "gpt2", "hybriddna",
                                          "whitespace", "t5", "rwkv", "test", "plamo2", "gemma4"};
 
+// Tokenizers whose decoding of a byte token (token type 6) is defined: llama.cpp aborts
+// when it decodes one with any other (token_to_byte).
+bool decodes_byte_tokens(const std::string & model) {
+    return model == "llama" || model == "t5" || model == "gpt2" || model == "hybriddna" || model == "whitespace" ||
+           model == "gemma4";
+}
+
 bool needs_merges(const std::string & model) {
     return model == "gpt2" || model == "hybriddna" || model == "whitespace";
 }
@@ -91,8 +98,10 @@ uint32_t check_vocabulary(const GgufKeys & k, const char * arch) {
         k.u32(key);   // an id past the vocabulary is tolerated (llama.cpp disables it); a wrong type is not
     }
 
+    // llama.cpp loads such a model but its token getters assert on it; selftune tokenizes
+    // every prompt, so a model without a vocabulary is of no use here.
+    if (model == "none" || model == "no_vocab") k.fail("tokenizer.ggml.model is '" + model + "': the file has no vocabulary");
     const std::string vocab_size_key = std::string(arch) + ".vocab_size";
-    if (model == "none" || model == "no_vocab") return k.u32(vocab_size_key).value_or(0);
 
     const int64_t tokens = gguf_find_key(k.g, "tokenizer.ggml.tokens");
     if (tokens < 0) k.fail("missing metadata key tokenizer.ggml.tokens");
@@ -112,7 +121,16 @@ uint32_t check_vocabulary(const GgufKeys & k, const char * arch) {
             }
         }
     }
-    find_array(k, "tokenizer.ggml.token_type", {GGUF_TYPE_INT32}, n, "tokenizer.ggml.tokens");
+    const int64_t types = find_array(k, "tokenizer.ggml.token_type", {GGUF_TYPE_INT32}, n, "tokenizer.ggml.tokens");
+    if (types >= 0 && !decodes_byte_tokens(model)) {
+        const auto * t = static_cast<const int32_t *>(gguf_get_arr_data(k.g, types));
+        for (size_t i = 0; i < n; i++) {
+            if (t[i] == 6) {
+                k.fail("tokenizer.ggml.token_type marks token " + std::to_string(i) + " as a byte token, which a '" + model +
+                       "' tokenizer cannot decode");
+            }
+        }
+    }
     if (needs_merges(model) && k.str("tokenizer.ggml.pre").value_or("") != "kimi-k2") {
         if (!k.has("tokenizer.ggml.merges")) k.fail("missing metadata key tokenizer.ggml.merges (a " + model + " tokenizer needs it)");
     }

@@ -13,8 +13,9 @@ namespace selftune {
 
 struct GgufKeys;
 
-// Returns the vocabulary size (entries of tokenizer.ggml.tokens; for a tokenizer of type
-// "none"/"no_vocab", `<arch>.vocab_size` or 0). Throws naming the file and the key.
+// Returns the vocabulary size (entries of tokenizer.ggml.tokens). A tokenizer of type
+// "none"/"no_vocab" is refused (llama.cpp's token getters assert on it). Throws naming the
+// file and the key.
 uint32_t check_vocabulary(const GgufKeys & keys, const char * arch);
 
 }  // namespace selftune

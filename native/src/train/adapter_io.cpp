@@ -93,8 +93,8 @@ LoadedAdapter read_lora_adapter(const std::string & path, const ModelConfig & mo
     }
     if (n_pairs == 0) throw std::runtime_error(path + ": no LoRA tensors for this model's layers");
     if (n_pairs != (int64_t) model.n_layer * __builtin_popcount(out.config.targets)) {
-        throw std::runtime_error(path + ": adapts different projections in different layers, which the engine does "
-                                        "not support");
+        throw std::runtime_error(path + ": its LoRA tensors adapt different projections in different layers, which "
+                                        "the engine does not support");
     }
     if (!(out.config.alpha > 0.0f)) out.config.alpha = (float) out.config.rank;   // llama.cpp: alpha 0 means scale 1
     const LoraLayout layout = make_lora_layout(model, out.config);

@@ -114,10 +114,10 @@ ModelConfig config_from(const std::string & path, const gguf_context * g) {
     c.rms_eps = (float) d;
     // Features that change the function and that we do not implement: refuse rather than
     // train a model that differs from what llama.cpp serves.
-    if (get_float(g, a + "rope.scaling.factor", d) && d != 0.0 && d != 1.0) fail(path, "RoPE scaling is not supported");
-    if (get_float(g, a + "rope.freq_scale", d) && d != 1.0) fail(path, "RoPE frequency scaling is not supported");
-    if (get_float(g, a + "attention.scale", d) && d != 0.0) fail(path, "a custom attention scale is not supported");
-    if (gguf_find_tensor(g, "rope_freqs.weight") >= 0) fail(path, "RoPE frequency factors (rope_freqs) are not supported");
+    if (get_float(g, a + "rope.scaling.factor", d) && d != 0.0 && d != 1.0) fail(path, a + "rope.scaling.factor: RoPE scaling is not supported");
+    if (get_float(g, a + "rope.freq_scale", d) && d != 1.0) fail(path, a + "rope.freq_scale: RoPE frequency scaling is not supported");
+    if (get_float(g, a + "attention.scale", d) && d != 0.0) fail(path, a + "attention.scale: a custom attention scale is not supported");
+    if (gguf_find_tensor(g, "rope_freqs.weight") >= 0) fail(path, "tensor rope_freqs.weight: RoPE frequency factors are not supported");
 
     const int64_t te = gguf_find_tensor(g, "token_embd.weight");
     if (te < 0) fail(path, "no token_embd.weight");
