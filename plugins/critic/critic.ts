@@ -70,6 +70,31 @@ export function labelTokens(model: Pick<Model, "tokenize">, label: string, guard
 
 const q = (s: string) => JSON.stringify(s);
 
+/** A pair's labels measured in context: token ids, or why a label cannot be read. */
+interface Measured {
+  labels: CriticLabels;
+  accept: number[] | string;
+  reject: number[] | string;
+}
+
+/** Why a measured pair is not two single tokens, or null when it is. */
+function notSingle(m: Measured): string | null {
+  if (typeof m.accept === "string") return m.accept;
+  if (typeof m.reject === "string") return m.reject;
+  const long = (["accept", "reject"] as const).filter((k) => (m[k] as number[]).length !== 1);
+  if (long.length) return long.map((k) => `${q(m.labels[k])} is ${(m[k] as number[]).length} tokens`).join(", ");
+  if (m.accept[0] === m.reject[0]) return `${q(m.labels.accept)} and ${q(m.labels.reject)} are the same token`;
+  return null;
+}
+
+/** Why a measured pair cannot be scored even as multi-token labels, or null when it can. */
+function notScorable(m: Measured): string | null {
+  if (typeof m.accept === "string") return m.accept;
+  if (typeof m.reject === "string") return m.reject;
+  if (m.accept.join() === m.reject.join()) return `${q(m.labels.accept)} and ${q(m.labels.reject)} tokenize alike`;
+  return null;
+}
+
 /**
  * The critic's labels for this tokenizer: the first pair of CRITIC_LABEL_PAIRS whose two
  * labels are single, distinct, non-special tokens after `Answer:`; else (or with `method:
@@ -78,28 +103,24 @@ const q = (s: string) => JSON.stringify(s);
  */
 export function chooseCriticLabels(model: Pick<Model, "tokenize">, guard?: Pick<ContaminationGuard, "findSpecial">, opts: { method?: "auto" | CriticMethod } = {}): CriticChoice {
   const method = opts.method ?? "auto";
-  const passed: string[] = [];
-  const measured = CRITIC_LABEL_PAIRS.map((labels) => ({ labels, accept: labelTokens(model, labels.accept, guard), reject: labelTokens(model, labels.reject, guard) }));
-  const usable = measured.filter((m): m is { labels: CriticLabels; accept: number[]; reject: number[] } => typeof m.accept !== "string" && typeof m.reject !== "string");
+  const measured: Measured[] = CRITIC_LABEL_PAIRS.map((labels) => ({ labels, accept: labelTokens(model, labels.accept, guard), reject: labelTokens(model, labels.reject, guard) }));
+  const tokens = (m: Measured) => ({ accept: m.accept as number[], reject: m.reject as number[] });
+  const passedOver: string[] = [];
   if (method !== "summed-log-probs") {
     for (const m of measured) {
-      if (typeof m.accept === "string" || typeof m.reject === "string") {
-        passed.push(typeof m.accept === "string" ? m.accept : (m.reject as string));
-        continue;
+      const why = notSingle(m);
+      if (why === null) {
+        const reason = passedOver.length ? `the first pair of single tokens in the list; passed over: ${passedOver.join("; ")}` : "single tokens";
+        return { labels: m.labels, method: "single-token", tokens: tokens(m), reason };
       }
-      if (m.accept.length === 1 && m.reject.length === 1 && m.accept[0] !== m.reject[0]) {
-        const reason = passed.length ? `the first pair of single tokens in the list; passed over: ${passed.join("; ")}` : "single tokens";
-        return { labels: m.labels, method: "single-token", tokens: { accept: m.accept, reject: m.reject }, reason };
-      }
-      const multi = [m.labels.accept, m.labels.reject].filter((l, i) => (i === 0 ? m.accept : m.reject).length !== 1);
-      passed.push(multi.length ? multi.map((l) => `${q(l)} is ${(l === m.labels.accept ? m.accept : m.reject).length} tokens`).join(", ") : `${q(m.labels.accept)} and ${q(m.labels.reject)} are the same token`);
+      passedOver.push(why);
     }
-    if (method === "single-token") throw new CriticError(`critic: no label pair is two single tokens after ${q(ANSWER_CONTEXT)} for this tokenizer (${passed.join("; ")})`);
+    if (method === "single-token") throw new CriticError(`critic: no label pair is two single tokens after ${q(ANSWER_CONTEXT)} for this tokenizer (${passedOver.join("; ")})`);
   }
-  const pick = usable.find((m) => m.accept.join() !== m.reject.join());
-  if (!pick) throw new CriticError(`critic: no label pair can be read after ${q(ANSWER_CONTEXT)} for this tokenizer (${measured.map((m) => [m.accept, m.reject].find((x) => typeof x === "string") ?? `${q(m.labels.accept)} and ${q(m.labels.reject)} tokenize alike`).join("; ")})`);
-  const reason = method === "summed-log-probs" ? "configured (summed-log-probs)" : `no single-token pair (${passed.join("; ")})`;
-  return { labels: pick.labels, method: "summed-log-probs", tokens: { accept: pick.accept, reject: pick.reject }, reason };
+  const pick = measured.find((m) => notScorable(m) === null);
+  if (!pick) throw new CriticError(`critic: no label pair can be read after ${q(ANSWER_CONTEXT)} for this tokenizer (${measured.map(notScorable).join("; ")})`);
+  const reason = method === "summed-log-probs" ? "configured (summed-log-probs)" : `no single-token pair (${passedOver.join("; ")})`;
+  return { labels: pick.labels, method: "summed-log-probs", tokens: tokens(pick), reason };
 }
 
 /** The choice in one line, for logs and the sentinel. */
