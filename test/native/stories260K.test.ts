@@ -14,6 +14,7 @@ import { instructionCriticPrompt, pairCriticPrompt } from "../../plugins/prompts
 import { tempDir } from "../helpers.ts";
 import { STORIES260K, describeStories } from "../stories260k.ts";
 import { logSoftmaxRow } from "./helpers.ts";
+import { buildLlamaReference, referenceUnavailable } from "./llama-reference.ts";
 
 setDefaultTimeout(120_000);
 
@@ -176,6 +177,32 @@ describeStories("stories260K", () => {
       expect(probe.detail).toContain('own end of text (story: "<|end_story|>")');
     } finally {
       m2.dispose();
+    }
+  });
+
+  // llama.cpp's own C API, compiled here against the same static libraries (llama-reference.cpp):
+  // its greedy sampler decoding one token at a time, and log-softmax of its logits.
+  const noHarness = referenceUnavailable();
+  if (noHarness) console.warn(`skipping the llama.cpp harness comparisons: ${noHarness}`);
+  test.skipIf(noHarness !== null)(`greedy tokens and log-probs equal llama.cpp's own (C API harness)${noHarness ? ` — skipped: ${noHarness}` : ""}`, async () => {
+    const ref = buildLlamaReference(STORIES260K);
+    const n = 48;
+    const out = await generate(model, PROMPTS.map((prompt) => ({ prompt, sampling: { maxTokens: n } })));
+    for (const [i, prompt] of PROMPTS.entries()) {
+      const theirs = ref.greedy(prompt, n);
+      const r = out.results[i]!;
+      expect(r.tokens).toEqual(theirs.slice(0, r.nTokens));
+      if (r.stop !== "length") expect(theirs[r.nTokens]).toBe(r.stopToken!.id); // llama.cpp's greedy picks the token that ended ours
+    }
+    const header = "Once upon a time, there was a little girl named Lily.";
+    const conts = [" She loved to play outside.", " One day, she saw a big dog.", "\nThe end."];
+    const theirs = conts.map((c) => ref.logprobs(header, c));
+    // The harness tokenizes the continuation on its own: its first id is SentencePiece's dummy-prefix "▁", scored too.
+    const ours = await model.score(theirs.map((t) => ({ prompt: t.prompt, continuation: t.continuation })));
+    for (const [i, t] of theirs.entries()) {
+      expect(t.prompt).toEqual(model.tokenize(header));
+      expect(ours.items[i]!.logprobs.length).toBe(t.logprobs.length);
+      t.logprobs.forEach((lp, k) => expect(Math.abs(ours.items[i]!.logprobs[k]! - lp)).toBeLessThan(2e-4));
     }
   });
 });
