@@ -1,11 +1,13 @@
 // Kill a real run mid-write (SIGKILL, then Ctrl-C) and prove the re-run resumes
 // after the last committed record, losing and duplicating none. Then fault
-// injection: kill real child runs at random points with random signals until
-// enough kills have landed, and compare every artifact with an uninterrupted run.
+// injection (test/fault-injection.ts): kill real child runs at random points with random
+// signals until enough kills have landed, and compare every artifact with an uninterrupted
+// run — here the plugin and sharded kinds; the generating and training kinds are in
+// test/e2e/fault-injection.test.ts.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { sha256File } from "../../core/artifacts.ts";
+import { FAULT_SEED as SEED, faultInjection } from "../fault-injection.ts";
 import { cli, FIXTURE_PLUGINS, ROOT, tempDir, writeConfig } from "../helpers.ts";
 
 // Child runs on a shared 2-core box (the preload's default does not reach every file of a multi-file `bun test`).
@@ -71,80 +73,11 @@ describe("crash safety", () => {
   });
 });
 
-/** mulberry32: the kill schedule is reproducible from its seed. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// As a user interrupts: Ctrl-C, Ctrl-C under `bun run` (the signal arrives twice), SIGTERM, SIGKILL.
-const FAULTS = ["SIGINT", "SIGINT twice", "SIGTERM", "SIGKILL"] as const;
-const SEED = Number(process.env.SELFTUNE_FAULT_SEED ?? 20260512);
-
-async function hashes(runDir: string, files: string[]): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const f of files) out[f] = existsSync(join(runDir, f)) ? await sha256File(join(runDir, f)) : "missing";
-  return out;
-}
-
-/**
- * Run `cfg` uninterrupted once, then again and again killed after a random delay until
- * `kills` signals have landed in a running process; whenever a run completes, its
- * artifacts must equal the uninterrupted run's byte for byte, and a fresh run starts.
- */
-async function faultInjection(cfg: string, files: string[], kills: number, seed: number, maxDelayMs: number) {
-  const dir = tempDir();
-  const ref = await cli(["run", cfg, "--run-dir", join(dir, "ref")]);
-  expect(ref.exitCode).toBe(0);
-  const want = await hashes(join(dir, "ref"), files);
-  const random = rng(seed);
-  const log: string[] = [];
-  let landed = 0, completed = 0, chain = 0;
-  let runDir = join(dir, `chain-${chain}`);
-  const check = async () => {
-    expect({ log, files: await hashes(runDir, files) }).toEqual({ log, files: want });
-    completed++;
-    runDir = join(dir, `chain-${++chain}`);
-  };
-  while (landed < kills) {
-    const child = start(cfg, runDir);
-    const delay = Math.round(random() * maxDelayMs);
-    const fault = FAULTS[Math.floor(random() * FAULTS.length)]!;
-    const done = await Promise.race([child.exited.then(() => true), Bun.sleep(delay).then(() => false)]);
-    if (!done) {
-      if (fault === "SIGINT twice") {
-        child.kill("SIGINT");
-        await Bun.sleep(2);
-        child.kill("SIGINT");
-      } else child.kill(fault);
-    }
-    const code = await child.exited;
-    const stderr = await new Response(child.stderr).text();
-    if (code === 0) {
-      log.push(`${delay} ms: finished first`);
-      await check();
-      continue;
-    }
-    log.push(`${delay} ms: ${fault} -> exit ${code}`);
-    // 130: stopped cleanly; a SIGKILL shows as the signal. Never an error.
-    if (code === 1 || code === 2) throw new Error(`chain ${chain}, ${log.at(-1)}: the run failed:\n${stderr}`);
-    landed++;
-  }
-  const last = await cli(["run", cfg, "--run-dir", runDir]);
-  expect(last.exitCode).toBe(0);
-  await check();
-  return { landed, completed, log };
-}
-
 describe("fault injection: random kills of real runs end byte-identical to an uninterrupted run", () => {
   test("a plugin stage (README-style, one await per record) after a generating stage", async () => {
     const dir = tempDir();
     const cfg = writeConfig(dir, "a.yaml", `name: fi\nstages:\n  - plugin: ${FIXTURE_PLUGINS}/numbers.ts\n    config: { count: 400, batch: 20, delayMs: 1 }\n  - plugin: ${FIXTURE_PLUGINS}/readme-filter.ts\n    config: { commitEvery: 7, delayMs: 2 }\n`);
-    const r = await faultInjection(cfg, ["numbers/numbers.jsonl", "readme-filter/kept.jsonl"], 20, SEED, 1500);
+    const r = await faultInjection(cfg, ["numbers/numbers.jsonl", "readme-filter/kept.jsonl"], { kills: 20, seed: SEED, maxDelayMs: 1500 });
     console.log(`plugin stage: ${r.landed} kills, ${r.completed} completed runs (seed ${SEED})`);
   });
 
@@ -152,7 +85,7 @@ describe("fault injection: random kills of real runs end byte-identical to an un
     test(`a sharded stage (${mode}): kills land in shards, mid-merge and in the stage after it`, async () => {
       const dir = tempDir();
       const cfg = writeConfig(dir, "a.yaml", `name: fs\nstages:\n  - plugin: ${FIXTURE_PLUGINS}/numbers.ts\n    shards: 3\n    shardMode: ${mode}\n    config: { count: 30000, batch: 1000, delayMs: 15 }\n  - plugin: ${FIXTURE_PLUGINS}/sum-gate.ts\n`);
-      const r = await faultInjection(cfg, ["numbers/numbers.jsonl", "sum-gate/total.jsonl", "sum-gate/summary.txt"], 20, SEED + (mode === "process" ? 1 : 0), mode === "process" ? 2500 : 1500);
+      const r = await faultInjection(cfg, ["numbers/numbers.jsonl", "sum-gate/total.jsonl", "sum-gate/summary.txt"], { kills: 20, seed: SEED + (mode === "process" ? 1 : 0), maxDelayMs: mode === "process" ? 2500 : 1500 });
       console.log(`sharded stage (${mode}): ${r.landed} kills, ${r.completed} completed runs (seed ${SEED})`);
     });
   }
