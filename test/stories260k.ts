@@ -1,13 +1,14 @@
 // The real trained model the tests use where random weights cannot stand in
 // (../shared/models/README.md): stories260K, found at ../shared/models/ from the project
-// root. It is not part of the project, so a fresh clone lacks it: tests that need it skip,
-// saying why; CI has it.
+// root (or at $SELFTUNE_STORIES260K, which configs/stories260K.yaml reads too). It is not
+// part of the project, so a fresh clone lacks it: tests that need it skip, saying why; CI
+// has it.
 import { describe } from "bun:test";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ROOT } from "./helpers.ts";
 
-export const STORIES260K = resolve(ROOT, "..", "shared", "models", "stories260K.gguf");
+export const STORIES260K = resolve(process.env.SELFTUNE_STORIES260K ?? join(ROOT, "..", "shared", "models", "stories260K.gguf"));
 
 /** Why tests on it are skipped, or null when the file is there. */
 export const STORIES260K_MISSING: string | null = existsSync(STORIES260K)
