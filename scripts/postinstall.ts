@@ -11,6 +11,9 @@
 //   SELFTUNE_BUILD_JOBS=n    parallel compile jobs (default: all CPUs)
 //   LLAMA_CPP_DIR=<tree>     build against your own llama.cpp tree
 //   SELFTUNE_PEER_TOOLS=1    also build llama-batched-bench (the peer of bench:infer)
+//   SELFTUNE_NATIVE=1        build ggml and our kernels for this CPU (-march=native) instead of
+//                            x86-64-v3, the one instruction set that gives every x86-64 machine
+//                            the same bits (specs/inference.md)
 //
 // Also the body of `bun run build:native` / `build:native:cuda` (flags --force, --cuda,
 // --train-cuda; --cuda implies --train-cuda).
@@ -81,6 +84,8 @@ async function build(opts: NativeBuildOptions): Promise<void> {
     SELFTUNE_CUDA_ARCH: opts.cudaArch,
     LLAMA_CPP_DIR: opts.llamaDir,
     SELFTUNE_PEER_TOOLS: opts.peerTools ? "ON" : "OFF",
+    // A cache option, not an env read in CMake, so that changing it reconfigures (the stamp below).
+    SELFTUNE_NATIVE: process.env.SELFTUNE_NATIVE === "1" ? "ON" : "OFF",
   };
   const bs = new BuildSystem({
     directory: NATIVE,

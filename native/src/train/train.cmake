@@ -1,8 +1,8 @@
 # The training engine (native/src/train), included from native/CMakeLists.txt after the
 # selftune_native target is defined. Kept here so the engine's build lives with its code.
 #
-# -O3, and the host's vector extensions when ggml is built for them (GGML_NATIVE, the
-# default): the CPU reference's kernels are written so the compiler can vectorize them
+# -O3, and the vector extensions ggml is built for (SELFTUNE_ARCH_FLAGS: x86-64-v3 by
+# default, the same on every x86-64 machine): the CPU reference's kernels are written so the compiler can vectorize them
 # without -ffast-math (independent per-lane partial sums), keeping results deterministic.
 
 file(GLOB_RECURSE SELFTUNE_TRAIN_SOURCES CONFIGURE_DEPENDS "${CMAKE_CURRENT_LIST_DIR}/*.cpp")
@@ -14,8 +14,8 @@ set(SELFTUNE_TRAIN_ENGINE_SOURCES ${SELFTUNE_TRAIN_SOURCES})
 list(FILTER SELFTUNE_TRAIN_ENGINE_SOURCES EXCLUDE REGEX "/napi_[^/]*\\.cpp$")
 
 set(_selftune_train_flags "-O3")
-if (GGML_NATIVE AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    list(APPEND _selftune_train_flags "-march=native")
+if (SELFTUNE_ARCH_FLAGS AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    list(APPEND _selftune_train_flags "${SELFTUNE_ARCH_FLAGS}")
 endif()
 set_source_files_properties(${SELFTUNE_TRAIN_SOURCES} PROPERTIES COMPILE_OPTIONS "${_selftune_train_flags}")
 
