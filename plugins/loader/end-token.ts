@@ -5,10 +5,11 @@
 // marker the file does not flag as end-of-generation ("<|end_story|>"). That is fine. A
 // chat turn or role marker (<|im_start|>, <|eot_id|>, [INST]) is the chat template
 // showing through, even where llama.cpp counts it as end-of-generation (<|im_end|>).
+// The unknown token (<unk>: a character the vocabulary lacks) says nothing about chat.
 // Any other special token (<|fim_prefix|>, a user-defined token) has no business in a
 // completion either.
 
-export type EndTokenKind = "end-of-text" | "chat-markup" | "other-special";
+export type EndTokenKind = "end-of-text" | "chat-markup" | "unknown" | "other-special";
 
 /** Chat-template turn and role markers (narrower than findChatMarkup, which also matches `<s>`/`</s>`). */
 const CHAT_TURN =
@@ -23,9 +24,11 @@ export interface EndTokenModel {
   eos: number | null;
 }
 
-export function classifyEndToken(token: { id: number; text: string }, info: EndTokenModel): EndTokenKind {
+/** `type` is the guard's type of the token (specialTokenType), when known. */
+export function classifyEndToken(token: { id: number; text: string; type?: string }, info: EndTokenModel): EndTokenKind {
   const text = token.text.trim();
   if (CHAT_TURN.test(text)) return "chat-markup";
   if (info.eogTokenIds.includes(token.id) || token.id === info.bos || token.id === info.eos || END_NAME.test(text)) return "end-of-text";
+  if (token.type === "unknown") return "unknown";
   return "other-special";
 }

@@ -11,7 +11,8 @@
 //   chat-markup    greedy completions of fixed completion prompts contain no chat
 //                  markup (<|im_start|>, <|assistant|>, [INST], ...) as text or as a
 //                  token, and no special token other than the model's own end of text
-//                  (end-of-generation, BOS, an end marker such as <|endoftext|>)
+//                  (end-of-generation, BOS, an end marker such as <|endoftext|>) or
+//                  the unknown token
 //   persona        those completions do not talk like a chat assistant
 //                  ("As an AI language model", "I'm sorry, but I can't") — warn by default
 import type { Model } from "../../native/index.ts";
@@ -99,26 +100,28 @@ export async function probeCompletions(gen: TextGenerator, guard: ContaminationG
 /**
  * Chat markup written as text fails, and so does a special token generated (the one that
  * ended the completion, or one among its tokens) unless it is the model's own end of
- * text (end-token.ts): a base model that ends a story with `</s>` or starts its next
- * document with `<s>` passes, one that writes `<|im_start|>` does not.
+ * text (end-token.ts) or the unknown token: a base model that ends a story with `</s>`
+ * or starts its next document with `<s>` passes, one that writes `<|im_start|>` does not.
  */
 export function chatMarkupProbe(completions: { name: string; result: GenerationResult }[], guard: ContaminationGuard, info: EndTokenModel): { passed: boolean; detail: string } {
   const bad: string[] = [];
   const ended: string[] = [];
+  const unknown: string[] = [];
   for (const c of completions) {
     const markup = findChatMarkup(c.result.text);
     if (markup) bad.push(`${c.name}: ${short(markup)} in ${short(c.result.text)}`);
     const special = c.result.tokens.map((id) => guard.blocked.get(id)).filter((t) => t !== undefined);
     const stop = c.result.stopToken;
-    if (stop && !special.some((t) => t.id === stop.id)) special.push({ id: stop.id, text: stop.text, type: "stop" });
+    if (stop && !special.some((t) => t.id === stop.id)) special.push({ id: stop.id, text: stop.text, type: guard.special.find((t) => t.id === stop.id)?.type ?? "stop" });
     for (const t of special) {
       const kind = classifyEndToken(t, info);
       if (kind === "end-of-text") ended.push(`${c.name}: ${short(t.text)}`);
+      else if (kind === "unknown") unknown.push(`${c.name}: ${short(t.text)}`);
       else bad.push(`${c.name}: generated ${kind === "chat-markup" ? "chat-markup" : "special"} token ${t.id} ${short(t.text)}`);
     }
   }
   if (bad.length) return { passed: false, detail: `chat markers in completions: ${bad.join("; ")}` };
-  const own = ended.length ? `; ended with the model's own end of text (${ended.join(", ")})` : "";
+  const own = (ended.length ? `; ended with the model's own end of text (${ended.join(", ")})` : "") + (unknown.length ? `; unknown token (${unknown.join(", ")})` : "");
   return { passed: true, detail: completions.map((c) => `${c.name} -> ${short(c.result.text, 48)}`).join("; ") + own };
 }
 

@@ -175,6 +175,9 @@ describeStories("stories260K", () => {
       const probe = chatMarkupProbe([{ name: "story", result: r }], guard, m2.info);
       expect(probe.passed).toBe(true);
       expect(probe.detail).toContain('own end of text (story: "<|end_story|>")');
+      // <unk> (a character the vocabulary lacks) ends a completion too, and is not chat markup.
+      const unk = chatMarkupProbe([{ name: "odd", result: { ...r, stopToken: { id: 0, text: "<unk>" } } }], guard, m2.info);
+      expect(unk).toMatchObject({ passed: true, detail: expect.stringContaining('unknown token (odd: "<unk>")') });
     } finally {
       m2.dispose();
     }

@@ -120,6 +120,8 @@ describe("the token that ended a completion", () => {
     [{ id: 9, text: "<|assistant|>" }, "chat-markup"],
     [{ id: 9, text: "<|fim_prefix|>" }, "other-special"],
     [{ id: 9, text: "[PAD151646]" }, "other-special"],
+    [{ id: 0, text: "<unk>", type: "unknown" }, "unknown"], // a character the vocabulary lacks: not chat
+    [{ id: 0, text: "<unk>" }, "other-special"],
   ] as const)("%j is %s", (token, kind) => {
     expect(classifyEndToken(token, info)).toBe(kind);
   });
