@@ -237,6 +237,14 @@ function modelRewrites(arch: Arch, base: string): Mutant[] {
   }
   for (const v of ["bogus", "yarn", "none", "longrope"]) add(`${A}rope.scaling.type = ${v}`, set(A + "rope.scaling.type", gv.str(v)));
   for (const v of ["bogus", "gpt2", "qwen2", "llama", "gemma", "phi3", "mamba", "bert"]) add(`general.architecture = ${v}`, set("general.architecture", gv.str(v)));
+  // Another architecture llama.cpp knows, with its keys renamed to match: only the generic
+  // checks apply, llama.cpp's own load does the rest (and must not abort).
+  for (const v of ["olmo", "gemma", "phi3", "starcoder2", "granite", "stablelm", "internlm2", "mamba", "bert", "gpt2", "falcon", "deci"]) {
+    add(`architecture ${v} with its keys renamed`, (p) => {
+      p.metadata = new Map([...p.metadata].map(([k, x]) => [k.startsWith(A) ? v + "." + k.slice(A.length) : k, x]));
+      p.metadata.set("general.architecture", gv.str(v));
+    });
+  }
   add("general.architecture removed", set("general.architecture", undefined));
   add("general.architecture as u32", set("general.architecture", gv.u32(1)));
   add("general.name as u32", set("general.name", gv.u32(1)));

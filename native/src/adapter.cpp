@@ -24,7 +24,7 @@ std::shared_ptr<AdapterHandle> AdapterHandle::load(std::shared_ptr<ModelHandle> 
     llama_adapter_lora * adapter = llama_adapter_lora_init(model->get(), path.c_str());
     if (!adapter) {
         const std::string why = capture.errors();
-        throw std::runtime_error("failed to load adapter " + path + (why.empty() ? "" : ": " + why));
+        throw std::runtime_error(path + ": llama.cpp could not load the adapter" + (why.empty() ? "" : ": " + why));
     }
     char buf[64];
     float alpha = 0.0f;

@@ -1,6 +1,7 @@
 #include "file_check.h"
 
 #include "adapter_check.h"
+#include "model.h"
 #include "model_check.h"
 
 #include <stdexcept>
@@ -25,7 +26,7 @@ Napi::Value check_gguf_file(const Napi::CallbackInfo & info) {
             kind = "vocabulary";   // loads with vocabOnly only
             check_model_settings(file, true);
         } else {
-            check_model_settings(file, false);
+            ModelHandle::check_loads(path);
         }
     } catch (const std::exception & e) {
         throw Napi::Error::New(env, e.what());

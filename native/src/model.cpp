@@ -93,6 +93,33 @@ ModelHandle::~ModelHandle() {
     llama_model_free(model_);
 }
 
+static std::string load_failure(const std::string & path, const std::string & why) {
+    // The validators' form (path first), so every load error reads alike.
+    return path + ": llama.cpp could not load the model" + (why.empty() ? "" : ": " + why);
+}
+
+// ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights on a
+// CPU with AMX_INT8) segfaults at the first decode of any quantized model here (Xeon with
+// AMX, ggml 0.25.1: test/native/gguf-mutation.test.ts found it; valid q8_0 and q4_0 files
+// of every size tried crash too). Without extra buffer types the weights stay in plain CPU
+// buffers and ggml's ordinary kernels run.
+static bool extra_buffer_types_safe() {
+    return !ggml_cpu_has_amx_int8();
+}
+
+void ModelHandle::check_loads(const std::string & path) {
+    validate_model_file(path, false);
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;
+    mp.no_alloc = true;
+    mp.load_mode = LLAMA_LOAD_MODE_NONE;   // llama.cpp's no_alloc pass maps nothing
+    mp.use_extra_bufts = extra_buffer_types_safe();
+    LogCapture capture;
+    llama_model * model = llama_model_load_from_file(path.c_str(), mp);
+    if (!model) throw std::runtime_error(load_failure(path, capture.errors()));
+    llama_model_free(model);
+}
+
 std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const ModelLoadParams & params,
                                                JobContext & job) {
     // llama.cpp asserts on settings it cannot use; checked here so they are errors.
@@ -106,12 +133,7 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
     mp.vocab_only = params.vocab_only;
-    // ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights on a
-    // CPU with AMX_INT8) segfaults at the first decode of any quantized model here (Xeon
-    // with AMX, ggml 0.25.1: test/native/gguf-mutation.test.ts found it; valid q8_0 and
-    // q4_0 files of every size tried crash too). Without extra buffer types the weights
-    // stay in plain CPU buffers and ggml's ordinary kernels run.
-    mp.use_extra_bufts = !ggml_cpu_has_amx_int8();
+    mp.use_extra_bufts = extra_buffer_types_safe();
     mp.load_mode = params.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     mp.progress_callback = [](float p, void * ud) -> bool {
         auto * s = static_cast<ProgressState *>(ud);
@@ -133,8 +155,7 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
     llama_model * model = llama_model_load_from_file(path.c_str(), mp);
     if (!model) {
         if (job.cancelled()) throw Cancelled();
-        const std::string why = capture.errors();
-        throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
+        throw std::runtime_error(load_failure(path, capture.errors()));
     }
     auto handle = std::shared_ptr<ModelHandle>(new ModelHandle(model, path, params.vocab_only));
     handle->settings_ = std::move(settings);

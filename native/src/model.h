@@ -61,6 +61,11 @@ class ModelHandle {
     // Validates the file (model_check.h) and loads it; throws std::runtime_error on failure.
     static std::shared_ptr<ModelHandle> load(const std::string & path, const ModelLoadParams & params,
                                              JobContext & job);
+    // What load would throw for this file, without reading its weights: the same checks,
+    // then llama.cpp's own load of the metadata and tensor table (no_alloc). For
+    // checkGguf / `model info`, so that they and the loader give one verdict on every file,
+    // architectures whose tensor table model_check does not know included.
+    static void check_loads(const std::string & path);
     ~ModelHandle();
     ModelHandle(const ModelHandle &) = delete;
     ModelHandle & operator=(const ModelHandle &) = delete;

@@ -88,7 +88,7 @@ ModelConfig config_from(const std::string & path, const gguf_context * g) {
         c.rope = RopeMode::neox;
         c.qkv_bias = true;
     } else {
-        fail(path, "architecture '" + c.arch + "' is not supported by the training engine (llama, qwen2)");
+        fail(path, "general.architecture is '" + c.arch + "', which the training engine does not support (llama, qwen2)");
     }
     const std::string a = c.arch + ".";
     c.n_embd = require_int(path, g, a + "embedding_length");
