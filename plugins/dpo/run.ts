@@ -1,6 +1,5 @@
 // The dpo stage's work: QC gate, the starting policy (SFT adapter or a fresh LoRA), data,
 // the reference (cached), training (resumable), adapter, metrics curve, manifest.
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import type { OptionalInput, StageContext } from "../../core/plugin.ts";
@@ -91,8 +90,8 @@ export async function runDpo(ctx: Ctx): Promise<void> {
     const after = await heldOutMargins(session, prepared.heldOut, c, true);
 
     const history: DpoStep[] = res.history.map((r) => ({ ...curveStep(r), ...Object.fromEntries(METRICS.map((k) => [k, r.metrics?.[k] ?? 0])) }) as DpoStep);
+    // No resume point (written at once; see sft): an interrupted stage writes it again in full.
     for (const r of history) ctx.outputs.metrics.write(r);
-    ctx.outputs.metrics.commit({ steps: history.length });
 
     const losses = history.map((r) => r.loss).filter((x): x is number => x !== null);
     const last = history.at(-1);
@@ -134,7 +133,7 @@ export async function runDpo(ctx: Ctx): Promise<void> {
     );
     await ctx.writeFile("training-manifest.json", JSON.stringify(manifest, null, 2) + "\n");
     ctx.provenance.extra.dpo = { from: c.from, modelSha256: modelSha, startAdapterSha256: start?.record.sha256 ?? null, qcPassed: qc.passed, qcForced: !qc.passed, dataSha256: prepared.textSha256, referenceReused: ref.reused, seed, device: manifest.device, seconds: res.seconds, resumedAtStep };
-    rmSync(join(ctx.stage.dir, "checkpoint.bin"), { force: true });
+    // The checkpoint stays: see sft (a run interrupted before the stage is recorded done resumes from it).
     ctx.log.info(
       `dpo: ${history.length} steps in ${res.seconds.toFixed(1)} s; loss ${manifest.training.firstLoss?.toFixed(4)} -> ${manifest.training.finalLoss?.toFixed(4)}, margin ${last?.["rewards/margins"].toFixed(3)}, accuracy ${last?.["rewards/accuracies"].toFixed(2)}` +
         (manifest.validation ? `; held-out margin ${manifest.validation.before.meanMargin.toFixed(3)} -> ${manifest.validation.after.meanMargin.toFixed(3)}` : ""),

@@ -1,5 +1,4 @@
 // The sft stage's work: QC gate, data, training (resumable), adapter, loss curve, manifest.
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { OptionalInput, StageContext } from "../../core/plugin.ts";
 import { loadModel } from "../../native/index.ts";
@@ -62,9 +61,11 @@ export async function runSft(ctx: Ctx): Promise<void> {
     const after = await validation(session, prepared.heldOut, true);
 
     // Step timings are wall-clock: they go to the run manifest, not into the artifact.
+    // No resume point: the whole curve is written at once, so a stage interrupted after
+    // this (Ctrl-C while the adapter is saved) writes it again in full — a cursor here
+    // would keep this copy and the next run's would follow it.
     const history: TrainStep[] = res.history.map(curveStep);
     for (const r of history) ctx.outputs.lossCurve.write(r);
-    ctx.outputs.lossCurve.commit({ steps: history.length });
 
     const losses = history.map((r) => r.loss).filter((x): x is number => x !== null);
     const manifest: TrainingManifest = {
@@ -95,7 +96,9 @@ export async function runSft(ctx: Ctx): Promise<void> {
     );
     await ctx.writeFile("training-manifest.json", JSON.stringify(manifest, null, 2) + "\n");
     ctx.provenance.extra.sft = { modelSha256: modelSha, qcPassed: report.passed, qcForced: !report.passed, dataSha256: prepared.textSha256, seed, device: manifest.device, seconds: res.seconds, resumedAtStep };
-    rmSync(checkpoint, { force: true });
+    // The checkpoint stays (it holds the last step): a run interrupted from here until the
+    // pipeline records the stage done resumes from it instead of training again; it goes
+    // when the stage starts from scratch (other config or inputs, --from).
     ctx.log.info(
       `sft: ${history.length} steps, ${res.tokensSeen} tokens in ${res.seconds.toFixed(1)} s; loss ${manifest.training.firstLoss?.toFixed(3)} -> ${manifest.training.finalLoss?.toFixed(3)}` +
         (manifest.validation ? `; held-out loss ${manifest.validation.before.loss.toFixed(3)} -> ${manifest.validation.after.loss.toFixed(3)}` : ""),
