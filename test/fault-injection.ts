@@ -7,8 +7,9 @@
 // share of the runs, the `bun run selftune` wrapper a user types. There Ctrl-C is a SIGINT
 // to the whole process group (the terminal's), so the CLI gets it twice (once from the
 // terminal, once forwarded by the wrapper); "SIGINT twice" and SIGTERM go to the wrapper's
-// pid and are forwarded; SIGKILL takes the whole group (a closed terminal, the OOM killer):
-// a SIGKILL of the wrapper alone would leave the run going on by itself.
+// pid and are forwarded; SIGKILL takes the whole group (a closed terminal, the OOM killer)
+// or, half the time, the wrapper alone: its CLI then goes on by itself (holding the run
+// lock), and the next run starts once it has gone — its files must still be right.
 import { expect } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -91,7 +92,7 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-async function signal(child: Child, fault: (typeof FAULTS)[number], wrapper: boolean) {
+async function signal(child: Child, fault: (typeof FAULTS)[number], wrapper: boolean, alone: boolean) {
   const to = (sig: NodeJS.Signals, group: boolean) => {
     try {
       process.kill(group ? -child.pid : child.pid, sig);
@@ -101,7 +102,7 @@ async function signal(child: Child, fault: (typeof FAULTS)[number], wrapper: boo
     to("SIGINT", false);
     await Bun.sleep(2);
     to("SIGINT", false);
-  } else to(fault, wrapper && (fault === "SIGINT" || fault === "SIGKILL"));
+  } else to(fault, wrapper && (fault === "SIGINT" || (fault === "SIGKILL" && !alone)));
 }
 
 export interface FaultResult {
@@ -134,23 +135,27 @@ export async function faultInjection<S>(cfg: string, files: string[], o: FaultOp
     const wrapper = o.wrapperShare ? random() < o.wrapperShare : false;
     const delay = Math.round(random() * o.maxDelayMs);
     const fault = FAULTS[Math.floor(random() * FAULTS.length)]!;
+    // The wrapper's SIGKILL: to its group, or (half the time) to the wrapper alone, whose
+    // CLI then goes on by itself and is waited for like a run still holding the lock.
+    const alone = wrapper && fault === "SIGKILL" && random() < 0.5;
     const state = o.observe?.before(runDir) as S;
     const child = spawn(cfg, runDir, wrapper);
     const finished = child.exited.then(() => true);
     await Promise.race([finished, o.after ? child.reached(o.after) : Promise.resolve()]);
     const done = await Promise.race([finished, Bun.sleep(delay).then(() => false)]);
-    if (!done) await signal(child, fault, wrapper);
+    if (!done) await signal(child, fault, wrapper, alone);
     const code = await child.exited;
     // The wrapper's group must be gone before the next run (it would hold the run lock).
     for (let i = 0; wrapper && groupAlive(child.pid) && i < 2400; i++) await Bun.sleep(25);
     const what = `${wrapper ? "bun run selftune" : "cli"}, ${delay} ms`;
+    const faultName = alone ? "SIGKILL (wrapper alone)" : fault;
     o.observe?.after(runDir, state, { code, stderr: child.stderr(), killed: !done });
     if (done && code === 0) {
       log.push(`${what}: finished first`);
       await check();
       continue;
     }
-    log.push(`${what}: ${fault} -> exit ${code}`);
+    log.push(`${what}: ${faultName} -> exit ${code}`);
     // 130: stopped cleanly; a SIGKILL shows as the signal. Never an error.
     if (code === 1 || code === 2) throw new Error(`chain ${chain}, ${log.at(-1)}: the run failed:\n${child.stderr()}`);
     if (done) throw new Error(`chain ${chain}, ${log.at(-1)}: exited ${code} before the signal:\n${child.stderr()}`);
