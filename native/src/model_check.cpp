@@ -226,7 +226,6 @@ void check_llama_family_hparams(const GgufKeys & k, const std::string & arch, co
 
 TensorTable llama_family_tensors(const std::string & arch, const Hparams & h, uint32_t n_vocab, const gguf_context * g) {
     const bool qwen2 = arch == "qwen2";
-    const std::string A = arch + ".";
     const int64_t E = h.n_embd, V = n_vocab;
     const std::string e = "embedding_length", v = "the vocabulary size";
     TensorTable t;
@@ -271,7 +270,6 @@ TensorTable llama_family_tensors(const std::string & arch, const Hparams & h, ui
             add(b + "ffn_down.bias", {E, 1, 1, 1}, false, e);
         }
     }
-    (void) A;
     return t;
 }
 
