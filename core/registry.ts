@@ -3,6 +3,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { isPlugin, type AnyPlugin } from "./plugin.ts";
+import { hostImportsFor } from "./plugin-imports.ts";
 import { PROJECT_ROOT } from "./provenance.ts";
 
 const BUILTIN_DIR = join(PROJECT_ROOT, "plugins");
@@ -41,6 +42,8 @@ export async function loadPlugin(ref: string, baseDir: string): Promise<LoadedPl
     }
     source = modulePath;
   }
+  // A user plugin's "selftune" and "zod" are this checkout's, wherever it lives (plugin-imports.ts).
+  if (source !== "builtin") hostImportsFor(modulePath);
   const mod = (await import(modulePath)) as { default?: unknown; plugin?: unknown };
   const plugin = mod.default ?? mod.plugin;
   if (!isPlugin(plugin)) throw new Error(`${modulePath}: does not export a plugin (export default definePlugin({...}))`);

@@ -22,8 +22,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json", ...env } });
+/** Run the CLI as a child process (in `cwd`, default this process's directory). */
+export async function cli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<CliResult> {
+  const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json", ...env } });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { exitCode, stdout, stderr };
 }
