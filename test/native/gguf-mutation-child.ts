@@ -43,6 +43,24 @@ async function viaLoader(path: string): Promise<Outcome> {
   }
 }
 
+// The tokenizer alone (vocabOnly, as the tokenizer tests load vocabulary files): every
+// token's text, and a round trip of a prompt.
+async function viaVocabulary(path: string): Promise<Outcome> {
+  let model: Model | undefined;
+  try {
+    model = await loadModel(path, { vocabOnly: true });
+    const ids = Array.from({ length: model.info.vocabSize }, (_, i) => i);
+    model.detokenize(ids);
+    for (const id of ids.slice(0, 600)) model.tokenBytes(id);
+    model.detokenize(model.tokenize(PROMPT));
+    return { ok: true };
+  } catch (e) {
+    return failed(e);
+  } finally {
+    model?.dispose();
+  }
+}
+
 async function viaTrainer(path: string, base?: TrainModel): Promise<Outcome> {
   let model: TrainModel | undefined;
   try {
@@ -89,7 +107,9 @@ for (let i = 0; i < spec.jobs.length; i++) {
   }
   let load: Outcome;
   let train: Outcome;
+  let vocab: Outcome = { ok: true };
   if (job.kind === "model") {
+    vocab = await viaVocabulary(job.path);
     load = await viaLoader(job.path);
     train = await viaTrainer(job.path);
   } else {
@@ -106,7 +126,7 @@ for (let i = 0; i < spec.jobs.length; i++) {
     }
     train = await viaTrainer(job.path, trainModel);
   }
-  out({ done: i, check, info, load, train });
+  out({ done: i, check, info, load, train, vocab });
 }
 out({ finished: true });
 process.exit(0);

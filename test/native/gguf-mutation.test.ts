@@ -2,7 +2,8 @@
 // GGUF models and adapters (native/fuzz/corpus.ts: truncations, byte flips, extreme values
 // in every header, metadata and tensor-info field, rewritten settings, vocabularies and
 // tensor tables) goes through checkGguf (what `model info` reports), loadModel plus a
-// decode, loadAdapter on a valid model plus a decode, and the training engine's loads, in
+// decode, a vocabulary-only load with every token decoded, loadAdapter on a valid model plus
+// a decode, and the training engine's loads, in
 // child processes (test/native/gguf-mutation-child.ts) so that a crash or a hang is seen as
 // one instead of killing the test runner.
 
@@ -24,6 +25,8 @@ interface Result {
   info: Outcome;
   load: Outcome;
   train: Outcome;
+  /** loadModel(vocabOnly) + every token's text + a tokenize round trip (models only). */
+  vocab: Outcome;
 }
 interface Job {
   path: string;
@@ -118,7 +121,7 @@ describe.skipIf(!nativeAvailable())("GGUF mutation corpus", () => {
 
   test("every rejection names the file and what is wrong", () => {
     const bad: string[] = [];
-    for (const pick of [(r: Result) => r.check, (r: Result) => r.load, (r: Result) => r.train]) {
+    for (const pick of [(r: Result) => r.check, (r: Result) => r.load, (r: Result) => r.train, (r: Result) => r.vocab]) {
       for (const { i, error } of rejections(pick)) {
         if (!error.startsWith(`${pathOf(i)}: `) || !NAMED.test(error.slice(pathOf(i).length))) bad.push(`${corpus[i]!.what}: ${error}`);
       }
