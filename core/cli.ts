@@ -168,6 +168,13 @@ export async function main(argv: string[]): Promise<number> {
     .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))
     .command("inspect <run-dir>", "print a run's manifest readably", (y) => y.positional("run-dir", { type: "string", demandOption: true }).option("json", { type: "boolean" }), wrap(cmdInspect))
     .command("report <run-dir>", "rebuild the evaluation report of a run", (y) => y.positional("run-dir", { type: "string", demandOption: true }), wrap((a) => delegate("plugins/evaluator/report-command.ts", "reportCommand", a)))
+    .command("plugin <action> <name>", "new: scaffold a plugin folder (index.ts, config schema, resumable run loop, test, README)", (y) =>
+      y.positional("action", { choices: ["new"] as const, demandOption: true })
+        .positional("name", { type: "string", demandOption: true, describe: "the plugin's name (kebab-case); also its folder's" })
+        .option("consumes", { type: "string", default: "sft-example", describe: "input kind: sft-example | instruction | preference-pair | test-instruction" })
+        .option("produces", { type: "string", default: "sft-example", describe: "output kind (as --consumes)" })
+        .option("dir", { type: "string", describe: "where the folder goes (default: the current directory)" }),
+      wrap((a) => delegate("plugins/api/new-plugin.ts", "pluginCommand", a)))
     .command("model <action> [args..]", "synth | info | quantize: GGUF model tools", (y) =>
       y.positional("action", { choices: ["synth", "info", "quantize"] as const, demandOption: true })
         .option("arch", { choices: ["qwen2", "llama"] as const, default: "qwen2" })
