@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 // selftune's command line. Each command is a thin shell over core/ (and, for
-// `model` and `report`, over modules loaded on demand so core stays LLM-free).
+// `model`, `report` and `ifeval`, over modules loaded on demand so core stays LLM-free).
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { existsSync } from "node:fs";
@@ -168,6 +168,13 @@ export async function main(argv: string[]): Promise<number> {
     .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))
     .command("inspect <run-dir>", "print a run's manifest readably", (y) => y.positional("run-dir", { type: "string", demandOption: true }).option("json", { type: "boolean" }), wrap(cmdInspect))
     .command("report <run-dir>", "rebuild the evaluation report of a run", (y) => y.positional("run-dir", { type: "string", demandOption: true }), wrap((a) => delegate("plugins/evaluator/report-command.ts", "reportCommand", a)))
+    .command("ifeval <action>", "score: score responses offline against an IFEval input file", (y) =>
+      y.positional("action", { choices: ["score"] as const, demandOption: true })
+        .option("input", { type: "string", demandOption: true, describe: "IFEval input data (JSONL: key, prompt, instruction_id_list, kwargs)" })
+        .option("responses", { type: "string", demandOption: true, describe: "responses (JSONL: prompt, response)" })
+        .option("semantics", { choices: ["ifeval", "selftune"] as const, default: "ifeval", describe: "the reference implementation's rules, or the project's stricter checks" })
+        .option("out", { type: "string", describe: "directory for the verdicts and metrics (default: the responses file's)" }),
+      wrap((a) => delegate("plugins/evaluator/ifeval/command.ts", "ifevalCommand", a)))
     .command("plugin <action> <name>", "new: scaffold a plugin folder (index.ts, config schema, resumable run loop, test, README)", (y) =>
       y.positional("action", { choices: ["new"] as const, demandOption: true })
         .positional("name", { type: "string", demandOption: true, describe: "the plugin's name (kebab-case); also its folder's" })

@@ -30,6 +30,8 @@ export interface PromptFormat {
 
 export interface CheckOutcome {
   type: CheckSpec["type"];
+  /** The IFEval instruction id of an `ifeval` check (for IFEval's metrics). */
+  instruction?: string;
   strict: boolean;
   loose: boolean;
   detail: string;
@@ -81,7 +83,10 @@ export function scoreItem(it: TestInstruction, promptSha256: string, gen: Genera
     stop: gen.stop,
     words: words(text).length,
     cached: gen.cached,
-    checks: strict.results.map((r, i) => ({ type: r.type, strict: r.passed, loose: loose.results[i]!.passed, detail: r.detail })),
+    checks: strict.results.map((r, i) => {
+      const spec = checks[i]!;
+      return { type: r.type, ...(spec.type === "ifeval" ? { instruction: spec.instruction } : {}), strict: r.passed, loose: loose.results[i]!.passed, detail: r.detail };
+    }),
     success: { strict: strict.passed, loose: loose.passed },
   };
 }

@@ -16,6 +16,7 @@ import { LoraAdapterKind } from "../sft/kinds.ts";
 import type { AnalysisOptions } from "./analysis.ts";
 import { FileHashes, identifyVariant } from "./cache.ts";
 import { validateInstructions, type PromptFormat } from "./evaluate.ts";
+import { readIfevalTests } from "./ifeval/tests.ts";
 import { resolveGenerator, Variant, type DecodeOptions, type LoadableVariant } from "./generator.ts";
 import { EvaluationRateKind } from "./outputs.ts";
 import { runEvaluation } from "./stage.ts";
@@ -71,6 +72,8 @@ export const EvaluatorConfig = z
       .optional(),
     /** Response cache; default <runDir>/.cache/evaluator. Relative to the config file. */
     cacheDir: z.string().optional(),
+    /** An IFEval-format file (relative to the config file) evaluated beside or instead of the `tests` input (specs/evaluation.md §8). */
+    ifeval: z.strictObject({ path: z.string().min(1), semantics: z.enum(["ifeval", "selftune"]).default("ifeval") }).optional(),
   })
   .superRefine((c, ctx) => {
     const names = (c.variants ?? []).map((v) => v.name);
@@ -110,7 +113,8 @@ export function promptFormat(c: Pick<EvaluatorConfig, "fewShot" | "fewShotSeed" 
 type Ctx = StageContext<EvaluatorConfig, typeof CONSUMES, { rates: typeof EvaluationRateKind }>;
 
 const CONSUMES = {
-  tests: TestInstructionKind,
+  // Wired from the nearest test-set stage unless an IFEval file stands in for it.
+  tests: optional(TestInstructionKind, { wantedBy: (c: EvaluatorConfig) => c.ifeval === undefined }),
   // The run's base model (the loader's model-info): wired from the nearest loader when no
   // path variants are given; `inputs: { model: <loader> }` adds it to path variants.
   model: optional(ModelInfoKind, { wantedBy: (c: EvaluatorConfig) => c.variants === undefined }),
@@ -181,7 +185,9 @@ export default definePlugin({
     checkNames(c, names);
     const cacheDir = c.cacheDir ? resolve(baseDir, c.cacheDir) : join(ctx.run.dir, ".cache", "evaluator");
 
-    const tests = await ctx.inputs.tests.all();
+    const ifevalFile = c.ifeval ? resolve(baseDir, c.ifeval.path) : null;
+    const tests = [...(ctx.inputs.tests ? await ctx.inputs.tests.all() : []), ...(ifevalFile ? readIfevalTests(ifevalFile, c.ifeval!.semantics) : [])];
+    if (tests.length === 0) throw new Error("evaluator: no test instructions: wire a test-set stage (inputs: { tests: <stage> }) or give ifeval: { path }");
     validateInstructions(tests);
     const format = promptFormat(c);
     const decode: DecodeOptions = { maxTokens: c.maxTokens, stop: responseStopStrings(c.cleanBlankLines) };
@@ -192,8 +198,9 @@ export default definePlugin({
       const info = await readModelInfo(ctx.inputs.model);
       if (identities[0]!.model.sha256 !== info.sha256) throw new Error(`evaluator: model ${info.path} changed since the load stage recorded it (sha256 ${identities[0]!.model.sha256.slice(0, 12)}, recorded ${info.sha256.slice(0, 12)}): re-run from the load stage`);
     }
-    const testSetSha256 = await sha256File(ctx.inputs.tests.path);
-    Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length } });
+    const testSetSha256 = await sha256File(ctx.inputs.tests?.path ?? ifevalFile!);
+    const ifeval = ifevalFile ? { path: ifevalFile, sha256: await sha256File(ifevalFile), semantics: c.ifeval!.semantics } : undefined;
+    Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length, ...(ifeval ? { ifeval } : {}) } });
 
     const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir, { services: ctx.services, signal: ctx.signal, log: ctx.log });
     const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)) });

@@ -9,6 +9,7 @@ import { TestType } from "./checks/spec.ts";
 import { renderReport } from "./report.ts";
 import { REPORT_FILE, responsesFile, RESULTS_FILE, SUMMARY_FILE, summaryText, type EvaluationResults, type VariantRecord } from "./results.ts";
 import type { ScoredItem } from "./evaluate.ts";
+import { ifevalResults } from "./ifeval/metrics.ts";
 
 /** One line of `<variant>.responses.jsonl`. */
 export const ResponseRecord = z.strictObject({
@@ -26,7 +27,7 @@ export const ResponseRecord = z.strictObject({
   stop: z.enum(["eos", "control", "length", "stop"]),
   words: z.number().int().min(0),
   cached: z.boolean(),
-  checks: z.array(z.strictObject({ type: z.string(), strict: z.boolean(), loose: z.boolean(), detail: z.string() })),
+  checks: z.array(z.strictObject({ type: z.string(), instruction: z.string().optional(), strict: z.boolean(), loose: z.boolean(), detail: z.string() })),
   success: z.strictObject({ strict: z.boolean(), loose: z.boolean() }),
 });
 export type ResponseRecord = z.output<typeof ResponseRecord>;
@@ -80,6 +81,7 @@ export function buildOutputs(input: BuildInput): BuiltOutputs {
     prompt: input.prompt,
     testSet: { items: first.length, sha256: input.testSetSha256, byType },
     provenance: input.provenance,
+    ...ifevalResults(input.variants.map((v) => ({ variant: v.record.name, responses: v.responses }))),
   };
   const files: Record<string, string> = {
     [RESULTS_FILE]: JSON.stringify(results, null, 2) + "\n",

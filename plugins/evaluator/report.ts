@@ -3,6 +3,7 @@
 // are generated here as SVG; every mark carries data-* attributes and a <title>
 // tooltip with its numbers, which is also how the browser test finds them.
 import type { Analysis, PairRow, RateRow } from "./analysis.ts";
+import type { IfevalVariantMetrics } from "./ifeval/metrics.ts";
 import type { EvaluationResults } from "./results.ts";
 import { formatP } from "./stats.ts";
 
@@ -120,6 +121,20 @@ function table(head: string[], rows: (string | number)[][]): string {
   return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
 }
 
+/** IFEval's four metrics per variant, then instruction-level accuracy per id (strict / loose). */
+function ifevalSection(v: IfevalVariantMetrics[]): string {
+  const four = v.map(({ variant, metrics: m }) => [variant, m.prompts, m.instructions, pct(m.promptLevel.strict), pct(m.instructionLevel.strict), pct(m.promptLevel.loose), pct(m.instructionLevel.loose)]);
+  const ids = [...new Set(v.flatMap((x) => x.metrics.byInstruction.map((r) => r.id)))].sort();
+  const perId = ids.map((id) => [id, v[0]!.metrics.byInstruction.find((r) => r.id === id)?.n ?? 0, ...v.map((x) => {
+    const r = x.metrics.byInstruction.find((y) => y.id === id);
+    return r ? `${pct(r.strict)} / ${pct(r.loose)}` : "–";
+  })]);
+  return `<h2>IFEval</h2>
+<div data-section="ifeval">${table(["variant", "prompts", "instructions", "prompt-level strict", "instruction-level strict", "prompt-level loose", "instruction-level loose"], four)}
+${table(["instruction id", "n", ...v.map((x) => `${x.variant} strict / loose`)], perId)}</div>
+`;
+}
+
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
 h1{font-size:22px}h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f5f5f5}td:first-child,td:nth-child(2){text-align:left}
@@ -149,7 +164,7 @@ ${table(["variant", "type", "n", "strict ✓", "strict rate", "95% CI", "loose �
 <h2>Paired differences</h2>
 ${differencesChart(a.pairs)}
 ${a.pairs.length ? table(["pair", "type", "n", "a/b/c/d", "diff (pts)", "Cohen's h", "test", "χ²", "p", "p (BH)", "significant"], pairRows) : ""}
-<h2>Response lengths</h2>
+${r.ifeval?.length ? ifevalSection(r.ifeval) : ""}<h2>Response lengths</h2>
 ${lengthsChart(a)}
 ${table(["variant", "n", "mean", "min", "Q1", "median", "Q3", "max"], a.lengths.map((l) => [l.variant, l.n, l.mean.toFixed(1), l.min, num(l.q1), num(l.median), num(l.q3), l.max]))}
 <h2>Provenance</h2>

@@ -3,6 +3,7 @@ import type { ProvenanceStamp } from "../../core/provenance.ts";
 import type { Analysis, PairRow, RateRow } from "./analysis.ts";
 import type { VariantIdentity } from "./cache.ts";
 import { formatP } from "./stats.ts";
+import { metricsText, type IfevalVariantMetrics } from "./ifeval/metrics.ts";
 
 export const RESULTS_FILE = "evaluation_results.json";
 export const SUMMARY_FILE = "summary.txt";
@@ -25,6 +26,8 @@ export interface EvaluationResults {
   prompt: Record<string, unknown>;
   testSet: { items: number; sha256: string | null; byType: Record<string, number> };
   provenance: ProvenanceStamp | null;
+  /** IFEval's four metrics and per-id table per variant, when IFEval prompts were evaluated (specs/evaluation.md §8). */
+  ifeval?: IfevalVariantMetrics[];
 }
 
 const pct = (x: number | null) => (x === null ? "   -  " : `${(100 * x).toFixed(1).padStart(5)}%`);
@@ -63,6 +66,7 @@ export function summaryText(r: EvaluationResults): string {
   for (const l of a.lengths) lines.push(`  ${l.variant.padEnd(14)} median ${l.median.toFixed(0).padStart(4)}  IQR ${l.q1.toFixed(0)}-${l.q3.toFixed(0)}  mean ${l.mean.toFixed(1)}  max ${l.max}`);
   const hits = a.rates.filter((x) => x.scope === "overall" && x.tokenLimitHits > 0);
   for (const h of hits) lines.push(`  ${h.variant}: ${h.tokenLimitHits} of ${h.n} responses hit the token limit`);
+  for (const v of r.ifeval ?? []) lines.push("", metricsText(v.metrics, `IFEval, variant ${v.variant}`).trimEnd());
   const gates = a.gates ?? (a.gate ? [a.gate] : []);
   if (gates.length) lines.push("");
   for (const g of gates) lines.push(`gate ${g.name}: ${g.passed ? "PASS" : "FAIL"}  ${g.summary}`);

@@ -8,7 +8,14 @@ export const TestsetConfig = z.strictObject({
   seed: z.number().int().default(1),
   /** Items per test type. */
   perType: z.number().int().min(1).default(40),
-  types: z.array(TestType).min(1).default([...TEST_TYPES]),
+  /** Template-made types; default all five, or none when `ifeval` is given. */
+  types: z.array(TestType).min(1).optional(),
+  /**
+   * An IFEval-format file (JSONL: key, prompt, instruction_id_list, kwargs; users bring it),
+   * path relative to the config file: its prompts become instruction_following items, one
+   * `ifeval` check per instruction, judged under `semantics` (specs/evaluation.md §8).
+   */
+  ifeval: z.strictObject({ path: z.string().min(1), semantics: z.enum(["ifeval", "selftune"]).default("ifeval") }).optional(),
   /**
    * JSONL files of training data to stay disjoint from: `instruction`,
    * `sft-example` or `test-instruction` records (e.g. a pilot's
@@ -22,3 +29,8 @@ export const TestsetConfig = z.strictObject({
   onCollision: z.enum(["replace", "error"]).default("replace"),
 });
 export type TestsetConfig = z.output<typeof TestsetConfig>;
+
+/** The template types drawn: as configured, else all five unless an IFEval file replaces them. */
+export function templateTypes(c: Pick<TestsetConfig, "types" | "ifeval">): TestType[] {
+  return c.types ?? (c.ifeval ? [] : [...TEST_TYPES]);
+}

@@ -213,6 +213,12 @@ const CASES: Partial<Record<CheckType, Cases>> = {
     pass: ["Das Wetter ist heute schön und ich gehe mit dem Hund spazieren.", "Ich weiß es nicht, aber es ist nicht so schlimm."],
     fail: ["The weather is nice today and I am walking the dog.", "Le temps est beau et je vais au parc avec le chien.", "Погода сегодня хорошая.", "12345"],
   },
+  ifeval: {
+    spec: { type: "ifeval", instruction: "startend:quotation" },
+    pass: ['"All of it quoted."'],
+    fail: ["Not quoted.", "   "],
+    looseOnly: ['Here it is:\n"All of it quoted."'],
+  },
   any_of: {
     spec: { type: "any_of", checks: [{ type: "answer", accepted: ["4"] }, { type: "answer", accepted: ["four"] }] },
     pass: ["It is four.", "4"],
@@ -279,6 +285,12 @@ describe("checks", () => {
     expect(lang("es", "El perro es muy grande y está en la casa con los niños.")).toBe(true);
     expect(lang("fr", "El perro es muy grande y está en la casa con los niños.")).toBe(false);
     expect(CheckSpec.safeParse({ type: "response_language", language: "xx" }).success).toBe(false);
+    // The Latin-script languages IFEval asks for beyond the first seven.
+    expect(lang("pl", "Dzisiaj jest piękna pogoda i idziemy na spacer, bo nie pada.")).toBe(true);
+    expect(lang("fi", "Tänään on kaunis sää ja lähdemme kävelylle, mutta ei kauas.")).toBe(true);
+    expect(lang("sw", "Hali ya hewa ni nzuri leo na tunaenda matembezi kwa miguu.")).toBe(true);
+    expect(lang("vi", "Hôm nay thời tiết rất đẹp và chúng tôi đi dạo trong công viên.")).toBe(true);
+    expect(lang("pl", "The weather is nice today and we are going for a walk.")).toBe(false);
   });
 
   test("hygiene checks are strict in loose mode too", () => {
@@ -300,6 +312,7 @@ describe("checks", () => {
   test("spec validation rejects malformed checks", () => {
     expect(CheckSpec.safeParse({ type: "word_count", relation: "about", n: 3 }).success).toBe(false);
     expect(CheckSpec.safeParse({ type: "letter_frequency", letter: "ab", relation: "at_least", n: 1 }).success).toBe(false);
+    expect(CheckSpec.safeParse({ type: "letter_frequency", letter: "#", relation: "at_least", n: 1 }).success).toBe(true); // any character, as IFEval allows
     expect(CheckSpec.safeParse({ type: "nope" }).success).toBe(false);
     expect(CheckSpec.safeParse({ type: "multi_step", steps: [{ label: "x", check: { type: "nope" } }] }).success).toBe(false);
   });

@@ -2,8 +2,12 @@
 // and the combinators (any_of, multi_step).
 import { contentChecks } from "./content.ts";
 import { formatChecks } from "./format.ts";
-import type { CheckImpls, CheckResult, CheckSpec, LeafCheckType } from "./spec.ts";
+import type { CheckImpls, CheckOf, CheckResult, CheckSpec, LeafCheckType } from "./spec.ts";
 import { looseVariants } from "./text.ts";
+import { parseInstruction } from "../ifeval/instructions.ts";
+import { referenceFollows } from "../ifeval/reference.ts";
+import { selftuneChecks } from "../ifeval/selftune.ts";
+import { looseVerdict, strictVerdict, type Follows } from "../ifeval/verdict.ts";
 
 export * from "./spec.ts";
 
@@ -37,7 +41,21 @@ export function runCheck(response: string, spec: CheckSpec, mode: Mode): CheckRe
   return run(response, spec, mode);
 }
 
+/** An IFEval instruction, strict or loose by IFEval's own rule (the reference's eight loose
+ *  versions, one of which must follow the whole instruction). */
+function ifeval(response: string, spec: CheckOf<"ifeval">, mode: Mode): CheckResult {
+  const parsed = parseInstruction(spec.instruction, spec.kwargs);
+  if (!parsed.ok) throw new Error(parsed.message); // the schema refuses these at load
+  const ins = parsed.value;
+  const checks = spec.semantics === "selftune" ? selftuneChecks(ins) : null;
+  const follows: Follows = checks ? (r) => runChecks(r, checks, "strict").passed : (r) => referenceFollows(ins, r);
+  const passed = mode === "strict" ? strictVerdict(response, follows) : looseVerdict(response, follows);
+  const measured = checks ? `: ${runChecks(response, checks, "strict").results.map((x) => x.detail).join("; ")}` : "";
+  return { passed, detail: `${spec.instruction} (${spec.semantics} semantics) ${passed ? "followed" : "not followed"}${measured}` };
+}
+
 function run(response: string, spec: CheckSpec, mode: Mode): CheckResult {
+  if (spec.type === "ifeval") return ifeval(response, spec, mode);
   if (spec.type === "any_of") {
     const results = spec.checks.map((c) => run(response, c, mode));
     const hit = results.findIndex((r) => r.passed);

@@ -40,6 +40,10 @@ const FUNCTION_WORDS: Record<string, string[]> = {
   it: ["il", "che", "di", "è", "una", "della", "per", "non", "sono", "gli", "con", "del", "anche", "più", "questo", "nel", "lo", "ma"],
   pt: ["o", "os", "que", "não", "uma", "do", "da", "em", "para", "com", "é", "um", "dos", "mas", "se", "ao", "mais", "como"],
   nl: ["de", "het", "een", "en", "van", "ik", "niet", "dat", "is", "op", "te", "zijn", "met", "voor", "maar", "ook", "er", "wat"],
+  pl: ["i", "w", "nie", "na", "się", "z", "jest", "że", "jak", "ale", "od", "po", "tak", "dla", "przez", "jako", "czy", "oraz"],
+  fi: ["ja", "on", "ei", "että", "oli", "kun", "mutta", "hän", "ovat", "tai", "myös", "kuin", "niin", "tämä", "ole", "jos", "mitä", "joka"],
+  sw: ["na", "ya", "wa", "kwa", "ni", "za", "katika", "cha", "hii", "kuwa", "au", "lakini", "sana", "yake", "wao", "hiyo", "pia", "kama"],
+  vi: ["và", "của", "là", "có", "không", "được", "những", "các", "một", "trong", "cho", "với", "này", "người", "đã", "để", "khi", "thì"],
 };
 
 export const LANGUAGES = [...Object.keys(SCRIPTS), ...Object.keys(FUNCTION_WORDS)] as const;

@@ -4,6 +4,7 @@
 // import it without pulling in the evaluator.
 import { z } from "zod";
 import { LANGUAGES } from "./language.ts";
+import { INSTRUCTION_IDS, parseInstruction } from "../ifeval/instructions.ts";
 
 /** The five held-out test types of SPEC §8. */
 export const TEST_TYPES = ["factual", "explanation", "list", "instruction_following", "creative"] as const;
@@ -39,7 +40,7 @@ const leafChecks = [
   z.strictObject({ type: z.literal("keywords_any"), keywords, min: z.number().int().min(1).default(1) }),
   z.strictObject({ type: z.literal("keywords_exclude"), keywords }),
   z.strictObject({ type: z.literal("keyword_frequency"), keyword: phrase, relation: Relation, n: count }),
-  z.strictObject({ type: z.literal("letter_frequency"), letter: z.string().regex(/^\p{L}$/u, "one letter"), relation: Relation, n: count }),
+  z.strictObject({ type: z.literal("letter_frequency"), letter: z.string().refine((s) => [...s].length === 1, "one character"), relation: Relation, n: count }),
   z.strictObject({ type: z.literal("lowercase") }),
   z.strictObject({ type: z.literal("uppercase") }),
   z.strictObject({ type: z.literal("capital_word_frequency"), relation: Relation, n: count }),
@@ -58,6 +59,19 @@ const leafChecks = [
   z.strictObject({ type: z.literal("two_responses") }),
   z.strictObject({ type: z.literal("refusal") }),
   z.strictObject({ type: z.literal("response_language"), language: z.enum(LANGUAGES) }),
+  // One IFEval instruction (id and kwargs as in IFEval's input format), judged by the
+  // reference implementation's rules or by the checks above (plugins/evaluator/ifeval).
+  z
+    .strictObject({
+      type: z.literal("ifeval"),
+      instruction: z.enum(INSTRUCTION_IDS),
+      kwargs: z.record(z.string(), z.unknown()).default({}),
+      semantics: z.enum(["ifeval", "selftune"]).default("ifeval"),
+    })
+    .superRefine((c, ctx) => {
+      const r = parseInstruction(c.instruction, c.kwargs);
+      if (!r.ok) ctx.addIssue({ code: "custom", path: ["kwargs"], message: r.message });
+    }),
 ] as const;
 
 const LeafCheck = z.discriminatedUnion("type", leafChecks);
@@ -95,6 +109,7 @@ export interface CheckResult {
   detail: string;
 }
 
-export type LeafCheckType = Exclude<CheckType, "any_of" | "multi_step">;
+/** Checks with one pure function each; `ifeval` dispatches to plugins/evaluator/ifeval instead. */
+export type LeafCheckType = Exclude<CheckType, "any_of" | "multi_step" | "ifeval">;
 /** One pure function per leaf check type; checks/index.ts requires them all. */
 export type CheckImpls = { [T in LeafCheckType]: (response: string, spec: CheckOf<T>) => CheckResult };
