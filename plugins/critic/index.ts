@@ -38,15 +38,15 @@ export default definePlugin({
       const batch = mine.slice(pos, pos + cfg.batch);
       const judged = batch.filter((r) => r.response.trim() !== "");
       let scores;
-      // llama.cpp scores on a fresh context per batch (an empty KV cache: output independent of earlier batches); the engine keeps no state between calls.
-      const wctx = scorer.engine ? null : await m.workContext();
+      // llama.cpp scores on the model's work context (kept across batches only where that cannot change a result, else fresh per batch: OpenedModel.inWorkContext); the engine keeps no state between calls.
+      const pairs = judged.map((r) => ({ id: r.id, instruction: r.instruction, response: r.response }));
       try {
-        scores = await new Critic(scorer.engine ?? wctx!, m.guard, m.model).scorePairs(judged.map((r) => ({ id: r.id, instruction: r.instruction, response: r.response })), { threshold: cfg.threshold, signal: ctx.signal });
+        scores = scorer.engine
+          ? await new Critic(scorer.engine, m.guard, m.model).scorePairs(pairs, { threshold: cfg.threshold, signal: ctx.signal })
+          : await m.inWorkContext((wctx) => new Critic(wctx, m.guard, m.model).scorePairs(pairs, { threshold: cfg.threshold, signal: ctx.signal }));
       } catch (e) {
         if (ctx.signal.aborted) return;
         throw e;
-      } finally {
-        wctx?.dispose();
       }
       const verdict = new Map(judged.map((r, i) => [r.id, scores[i]!.verdict]));
       for (const r of batch) {

@@ -110,8 +110,8 @@ export type NativeGeneratorOptions = z.output<typeof NativeGeneratorOptions>;
  * BOS/EOS and no special-token parsing; another model is unloaded first) and its adapters
  * (loaded once, kept with the model), which are applied per generate call — so base, SFT,
  * DPO and DPO-only on one file are one load. generate() runs batched greedy decoding
- * (temperature 0) with the stop strings on a fresh work context per batch (its output
- * depends on its prompts alone) and returns the raw text with the matched stop string put
+ * (temperature 0) with the stop strings on the model's work context (LoadedModel.inWorkContext:
+ * kept across batches only where that cannot change a result) and returns the raw text with the matched stop string put
  * back (the cleaner cuts at it). `variant.load` (the run's own model: the loader's options)
  * overrides `generatorOptions`.
  */
@@ -146,13 +146,10 @@ export async function nativeGenerator(options: Record<string, unknown>, env: Gen
           context: workContextOptions(variant.load ?? loadOpts),
         },
         async generate(prompts: string[], opts: DecodeOptions): Promise<Generation[]> {
-          const wc = await lm.workContext();
-          try {
+          return lm.inWorkContext(async (wc) => {
             const out = await generate(wc, prompts.map((prompt) => ({ prompt })), { sampling: { temperature: 0, maxTokens: opts.maxTokens, stop: opts.stop }, adapters, signal: env.signal });
             return out.results.map((r) => ({ text: textWithStop(r), tokens: r.nTokens, stop: r.stop }));
-          } finally {
-            wc.dispose();
-          }
+          });
         },
         // The run's service keeps the model and its adapters for the next variant or stage.
         async dispose(): Promise<void> {

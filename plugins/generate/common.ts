@@ -16,9 +16,10 @@ import { pilotParameters } from "./pilot.ts";
 
 export interface StageModel extends OpenedModel {
   /**
-   * Run one batch of work with a generator and a critic on a fresh context (disposed
-   * after): every batch starts from an empty KV cache, so its output depends only on
-   * its requests — the same bytes in a full run, a resumed one or `--only`.
+   * Run one batch of work with a generator and a critic on the model's work context
+   * (OpenedModel.inWorkContext): one context kept across batches where a batch's output
+   * cannot depend on what ran before (split KV caches), else a fresh one per batch — either
+   * way the same bytes in a full run, a resumed one or `--only`.
    */
   batch<T>(fn: (w: { generator: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
   /**
@@ -33,14 +34,7 @@ export async function stageModel(services: Services, input: AsyncIterable<ModelI
   let engine: EngineScorer | null = null;
   return {
     ...opened,
-    async batch(fn) {
-      const ctx = await opened.workContext();
-      try {
-        return await fn({ generator: nativeGenerator(ctx), critic: new Critic(engine ?? ctx, opened.guard, opened.model) });
-      } finally {
-        ctx.dispose();
-      }
-    },
+    batch: (fn) => opened.inWorkContext((ctx) => fn({ generator: nativeGenerator(ctx), critic: new Critic(engine ?? ctx, opened.guard, opened.model) })),
     async selectScorer(choice, needed) {
       if (!needed) return null;
       const sel = await (await ModelService.of(services)).scorer(opened.provenance.path, { scorer: choice, log: opts.log });

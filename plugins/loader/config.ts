@@ -29,6 +29,12 @@ export const LoaderConfig = z
     ubatchSize: z.number().int().min(1).optional(),
     kvType: z.enum(["f16", "f32", "bf16", "q8_0"]).optional(),
     flashAttention: z.enum(["auto", "on", "off"]).optional(),
+    /**
+     * false: one KV cache per sequence (contextSize / (parallel + 1) cells each), no shared
+     * prefixes; with kvType f32 and flashAttention off, specs/inference.md's exact path, on
+     * which the stages keep one work context across batches. Default: one unified cache.
+     */
+    kvUnified: z.boolean().optional(),
     mmap: z.boolean().default(true),
     /** Special tokens (ids or their text) a prompt may contain anyway. Empty by default. */
     allowSpecialTokens: z.array(z.union([z.number().int().min(0), z.string().min(1)])).default([]),

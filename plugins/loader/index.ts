@@ -45,6 +45,7 @@ export default definePlugin({
       ...(c.ubatchSize !== undefined && { ubatchSize: c.ubatchSize }),
       ...(c.kvType !== undefined && { kvType: c.kvType }),
       ...(c.flashAttention !== undefined && { flashAttention: c.flashAttention }),
+      ...(c.kvUnified !== undefined && { kvUnified: c.kvUnified }),
     };
     const service = await ModelService.of(ctx.services);
     const { model, provenance } = await service.acquire(path, { load, signal: ctx.signal, log: ctx.log });

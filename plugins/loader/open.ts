@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import type { Logger, Services } from "../../core/plugin.ts";
 import type { Context, Model } from "../../native/index.ts";
 import type { ModelInfo } from "../shared/kinds.ts";
-import { ModelService, type ModelLoadOptions, type ModelProvenance } from "../shared/model-service.ts";
+import { ModelService, type LoadedModel, type ModelLoadOptions, type ModelProvenance } from "../shared/model-service.ts";
 import { ContaminationGuard } from "./guard.ts";
 
 export const LOAD_OPTIONS_FILE = "load-options.json";
@@ -19,8 +19,11 @@ export interface OpenedModel {
   guard: ContaminationGuard;
   info: ModelInfo;
   provenance: ModelProvenance;
-  /** A fresh context with the loader's options for one batch of work (dispose it). */
+  /** A fresh context with the loader's options (dispose it). */
   workContext(): Promise<Context>;
+  /** One batch of work on the model's work context: kept across batches where that cannot change a result, else fresh (LoadedModel.inWorkContext). */
+  inWorkContext: LoadedModel["inWorkContext"];
+  contexts: LoadedModel["contexts"];
 }
 
 /** Read the single model-info record a stage consumes. */
@@ -71,5 +74,5 @@ export async function openModel(services: Services, input: AsyncIterable<ModelIn
   }
   if (lm.provenance.tokenizerSha256 !== info.tokenizerSha256) throw new Error(`model ${info.path}: tokenizer hash differs from the model-info record`);
   const guard = ContaminationGuard.fromInfo(lm.model, info);
-  return { model: lm.model, guard, info, provenance: lm.provenance, workContext: lm.workContext };
+  return { model: lm.model, guard, info, provenance: lm.provenance, workContext: lm.workContext, inWorkContext: lm.inWorkContext, contexts: lm.contexts };
 }

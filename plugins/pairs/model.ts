@@ -16,7 +16,7 @@ import type { TrainingManifest } from "../sft/kinds.ts";
 export interface PairsModel extends OpenedModel {
   adapterPath: string;
   scorer: ScorerProvenance;
-  /** One batch on a fresh context (an empty KV cache: a batch's output depends on its requests alone). */
+  /** One batch on the model's work context (kept across batches only where that cannot change a result: OpenedModel.inWorkContext). */
   batch<T>(fn: (w: { sft: TextGenerator; base: TextGenerator; critic: Critic }) => Promise<T>): Promise<T>;
   /** Nothing to free: the model and the adapter belong to the model service. */
   dispose(): void;
@@ -38,15 +38,11 @@ export async function pairsModel(services: Services, input: AsyncIterable<ModelI
     ...m,
     adapterPath: adapterArt.path,
     scorer: sel.provenance,
-    async batch(fn) {
-      const ctx = await m.workContext();
-      try {
+    batch: (fn) =>
+      m.inWorkContext((ctx) => {
         const sft = nativeGenerator(ctx, adapter ? { adapters: [{ adapter, scale: 1 }] } : {});
-        return await fn({ sft, base: nativeGenerator(ctx), critic: new Critic(engine ?? ctx, m.guard, m.model) });
-      } finally {
-        ctx.dispose();
-      }
-    },
+        return fn({ sft, base: nativeGenerator(ctx), critic: new Critic(engine ?? ctx, m.guard, m.model) });
+      }),
     dispose() {}, // the model and its adapter stay with the service
   };
 }

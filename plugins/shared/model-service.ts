@@ -41,6 +41,8 @@ export interface ModelLoadOptions {
   ubatchSize?: number;
   kvType?: string;
   flashAttention?: "auto" | "on" | "off";
+  /** false: one KV cache per sequence (specs/inference.md's exact path); work contexts are then kept across batches. */
+  kvUnified?: boolean;
   mmap?: boolean;
 }
 
@@ -71,11 +73,25 @@ export interface LoadedModel {
   provenance: ModelProvenance;
   /**
    * A fresh context with the configured options (contextSize, parallel, batch sizes, KV
-   * type, threads) for one batch of work; the caller disposes it. A fresh context starts
-   * from an empty KV cache, so what a batch computes never depends on what ran before it
-   * in the process (a resumed or `--only` run gives the same bytes as a full one).
+   * type, threads); the caller disposes it. A fresh context starts from an empty KV cache,
+   * so what runs on it never depends on what ran before it in the process.
    */
   workContext(): Promise<Context>;
+  /**
+   * Run one batch of work on a work context. Where nothing a context keeps between calls can
+   * change a result — split KV caches (`kvUnified: false`): every sequence's cells start at 0,
+   * no prefix is shared, and a call leaves every cache empty (specs/inference.md) — one
+   * context is created for this model and kept for every batch of every stage until the model
+   * unloads. Otherwise (one unified cache, the default) the context's shared-prefix cache and
+   * cell layout outlive a call, and a later batch's logits would depend on what ran before it
+   * (the inference tolerance, not bit-exactness), so a resumed or `--only` run could differ
+   * from a full one: each batch then gets a fresh context, disposed after.
+   */
+  inWorkContext<T>(fn: (ctx: Context) => Promise<T>): Promise<T>;
+  /** Work contexts created for this model so far, and whether one is kept across batches. */
+  readonly contexts: { created: number; kept: boolean };
+  /** Dispose the kept work context (the service does, before it unloads the model). */
+  disposeContexts(): void;
 }
 
 /** The default context a model is loaded with: enough for the loader's probes. */
@@ -84,7 +100,7 @@ export const PROBE_CONTEXT = { contextSize: 1024, parallel: 4 } as const;
 /** The context options of a load's work contexts. */
 export function workContextOptions(o: ModelLoadOptions): ContextOptions {
   const out: Record<string, unknown> = {};
-  for (const k of ["threads", "contextSize", "parallel", "batchSize", "ubatchSize", "kvType", "flashAttention"] as const) if (o[k] !== undefined) out[k] = o[k];
+  for (const k of ["threads", "contextSize", "parallel", "batchSize", "ubatchSize", "kvType", "flashAttention", "kvUnified"] as const) if (o[k] !== undefined) out[k] = o[k];
   return out as ContextOptions;
 }
 
@@ -115,12 +131,14 @@ export function describeDevice(b: BuildInfo, model: Model, opts: ModelLoadOption
   return { backend: "cpu", device: `cpu (${threads ?? "?"} threads)`, gpu: null };
 }
 
-export async function loadWithProvenance(path: string, opts: ModelLoadOptions = {}, signal?: AbortSignal): Promise<LoadedModel> {
+export async function loadWithProvenance(path: string, opts: ModelLoadOptions = {}, signal?: AbortSignal, log?: Logger): Promise<LoadedModel> {
   const real = realpathSync(path);
   const t0 = performance.now();
   const [sha256, tokSha] = await Promise.all([sha256FileCached(real), tokenizerSha256(real)]);
-  // The default context only serves probes; work runs in fresh contexts (workContext()).
-  const probe = { ...workContextOptions(opts), contextSize: Math.min(opts.contextSize ?? PROBE_CONTEXT.contextSize, PROBE_CONTEXT.contextSize), parallel: Math.min(opts.parallel ?? PROBE_CONTEXT.parallel, PROBE_CONTEXT.parallel) };
+  // The default context only serves probes (one unified cache: they must fit whatever the
+  // work contexts' layout); work runs in work contexts (workContext(), inWorkContext()).
+  const { kvUnified: _split, ...probeOpts } = workContextOptions(opts);
+  const probe = { ...probeOpts, contextSize: Math.min(opts.contextSize ?? PROBE_CONTEXT.contextSize, PROBE_CONTEXT.contextSize), parallel: Math.min(opts.parallel ?? PROBE_CONTEXT.parallel, PROBE_CONTEXT.parallel) };
   const model = await loadModel(real, { ...(probe as LoadModelOptions), gpuLayers: opts.gpuLayers, mmap: opts.mmap, signal });
   try {
     const b = buildInfo();
@@ -144,7 +162,37 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
       loadSeconds: (performance.now() - t0) / 1000,
     };
     const work = workContextOptions(opts);
-    return { model, provenance, workContext: () => model.createContext(work) };
+    const contexts = { created: 0, kept: opts.kvUnified === false };
+    const create = () => {
+      contexts.created++;
+      return model.createContext(work);
+    };
+    let kept: Context | null = null;
+    return {
+      model,
+      provenance,
+      workContext: create,
+      contexts,
+      async inWorkContext(fn) {
+        if (contexts.kept) {
+          if (!kept || kept.disposed) {
+            kept = await create();
+            log?.info(`model service: work context for ${real} created, kept across batches (split KV caches: a batch's results do not depend on what ran before it)`);
+          }
+          return fn(kept);
+        }
+        const c = await create();
+        try {
+          return await fn(c);
+        } finally {
+          c.dispose();
+        }
+      },
+      disposeContexts() {
+        kept?.dispose();
+        kept = null;
+      },
+    };
   } catch (e) {
     model.dispose();
     throw e;
@@ -268,7 +316,7 @@ export class ModelService {
       } else if (others.length) {
         this.checkMemory(real, others, opts.load ?? {});
       }
-      const lm = await loadWithProvenance(real, opts.load ?? {}, opts.signal);
+      const lm = await loadWithProvenance(real, opts.load ?? {}, opts.signal, opts.log);
       this.loads++;
       this.loaded.set(real, lm);
       opts.log?.info(`model service: loaded ${real} (${lm.provenance.architecture}, ${lm.provenance.fileType}, ${lm.provenance.device}) in ${lm.provenance.loadSeconds.toFixed(1)} s`);
@@ -318,6 +366,7 @@ export class ModelService {
   private unloadNow(path: string): void {
     const lm = this.loaded.get(path);
     this.loaded.delete(path);
+    lm?.disposeContexts();
     for (const a of this.adapters.get(path)?.values() ?? []) a.dispose();
     this.adapters.delete(path);
     lm?.model.dispose();

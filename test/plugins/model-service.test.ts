@@ -102,6 +102,27 @@ describe("model service", () => {
     expect(y.disposed).toBe(true);
   });
 
+  test("work contexts: one kept across batches with split KV caches, a fresh one per batch with the unified cache", async () => {
+    const req = [{ prompt: "Instruction: say hi\nResponse:", sampling: { temperature: 1, seed: 3, maxTokens: 6 } }];
+    for (const kvUnified of [false, true]) {
+      const s = new ModelService();
+      const lm = await s.acquire(qwen32, { load: { threads: 1, contextSize: 1024, parallel: 3, kvUnified, kvType: "f32", flashAttention: "off" } });
+      const seen = new Set<unknown>();
+      const outs: string[] = [];
+      for (let b = 0; b < 4; b++) outs.push(await lm.inWorkContext(async (ctx) => (seen.add(ctx), (await generate(ctx, req)).results[0]!.tokens.join(","))));
+      expect(lm.contexts).toEqual({ created: kvUnified ? 4 : 1, kept: !kvUnified });
+      expect(seen.size).toBe(kvUnified ? 4 : 1);
+      // Same request, same seed: the kept context gives every batch the bytes a fresh one gives.
+      expect(new Set(outs).size).toBe(1);
+      const fresh = await lm.workContext();
+      expect((await generate(fresh, req)).results[0]!.tokens.join(",")).toBe(outs[0]!);
+      fresh.dispose();
+      const kept = [...seen][0] as { disposed: boolean };
+      await s.unload();
+      expect(kept.disposed).toBe(true); // the service disposes the kept context with its model
+    }
+  });
+
   test("provenance: sha256 of the file, tokenizer hash, build, backend, device", async () => {
     const s = await ModelService.of(reg);
     const p = (await s.acquire(qwen)).provenance;
