@@ -84,8 +84,9 @@ describe("fault injection: random kills of real runs end byte-identical to an un
   for (const mode of ["in-process", "process"] as const) {
     test(`a sharded stage (${mode}): kills land in shards, mid-merge and in the stage after it`, async () => {
       const dir = tempDir();
-      const cfg = writeConfig(dir, "a.yaml", `name: fs\nstages:\n  - plugin: ${FIXTURE_PLUGINS}/numbers.ts\n    shards: 3\n    shardMode: ${mode}\n    config: { count: 30000, batch: 1000, delayMs: 15 }\n  - plugin: ${FIXTURE_PLUGINS}/sum-gate.ts\n`);
-      const r = await faultInjection(cfg, ["numbers/numbers.jsonl", "sum-gate/total.jsonl", "sum-gate/summary.txt"], { kills: 20, seed: SEED + (mode === "process" ? 1 : 0), maxDelayMs: mode === "process" ? 2500 : 1500 });
+      // The numbers fixture with a merge hook (counted.ts): kills also land in the hook, whose file must come out the same.
+      const cfg = writeConfig(dir, "a.yaml", `name: fs\nstages:\n  - plugin: ${FIXTURE_PLUGINS}/counted.ts\n    shards: 3\n    shardMode: ${mode}\n    config: { count: 30000, batch: 1000, delayMs: 15, minTotal: 30000 }\n  - plugin: ${FIXTURE_PLUGINS}/sum-gate.ts\n`);
+      const r = await faultInjection(cfg, ["counted/numbers.jsonl", "counted/whole.json", "sum-gate/total.jsonl", "sum-gate/summary.txt"], { kills: 20, seed: SEED + (mode === "process" ? 1 : 0), maxDelayMs: mode === "process" ? 2500 : 1500 });
       console.log(`sharded stage (${mode}): ${r.landed} kills, ${r.completed} completed runs (seed ${SEED})`);
     });
   }
