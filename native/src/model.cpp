@@ -98,11 +98,11 @@ static std::string load_failure(const std::string & path, const std::string & wh
     return path + ": llama.cpp could not load the model" + (why.empty() ? "" : ": " + why);
 }
 
-// ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights on a
-// CPU with AMX_INT8) segfaults at the first decode of any quantized model here (Xeon with
-// AMX, ggml 0.25.1: test/native/gguf-mutation.test.ts found it; valid q8_0 and q4_0 files
-// of every size tried crash too). Without extra buffer types the weights stay in plain CPU
-// buffers and ggml's ordinary kernels run.
+// ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights when built
+// with AMX_INT8) segfaults at the first decode of any quantized model (Xeon with AMX, ggml
+// 0.25.1: test/native/gguf-mutation.test.ts found it). Our builds compile AMX out
+// (native/CMakeLists.txt) and ggml_cpu_has_amx_int8() is a compile-time answer, so this only
+// guards a ggml built by other flags: then the weights stay in plain CPU buffers.
 static bool extra_buffer_types_safe() {
     return !ggml_cpu_has_amx_int8();
 }
