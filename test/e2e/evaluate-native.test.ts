@@ -30,7 +30,9 @@ describe("evaluation with the native generator", () => {
     expect(adapted.length).toBe(15);
     // The same instructions, in the same order, for both variants; the adapter changed answers.
     expect(adapted.map((x) => x.id)).toEqual(base.map((x) => x.id));
-    expect(JSON.stringify(adapted)).not.toEqual(JSON.stringify(base));
+    // Same prompts; the generations (not the records, which name their variant) differ somewhere.
+    expect(adapted.map((x) => x.promptSha256)).toEqual(base.map((x) => x.promptSha256));
+    expect(adapted.filter((x, i) => x.raw !== base[i].raw).length).toBeGreaterThan(0);
     const results = JSON.parse(readFileSync(join(out, "evaluation_results.json"), "utf8"));
     const overall = results.analysis.pairs.find((p: { scope: string }) => p.scope === "overall");
     expect(overall).toMatchObject({ candidate: "lora", baseline: "base", n: 15 });

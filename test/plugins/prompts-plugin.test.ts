@@ -13,7 +13,11 @@ describe("prompts plugin", () => {
     expect(specs.map((s) => s.name)).toEqual(["response", "instruction-list", "instruction-critic", "pair-critic", "training", "refusal-negative", "incorrect-negative", "pool:response", "pool:seed-tasks", "pool:negatives", "pool:critic-examples"]);
     for (const s of specs) expect(PromptSpec.parse(s)).toEqual(s);
     expect(promptSpecs()).toEqual(specs);
-    expect(promptFormatsSha256()).toMatch(/^[0-9a-f]{64}$/);
+    // Pinned: a change to any format or pool text changes the hash, and must come with a new
+    // PROMPT_FORMAT_VERSION (then add its hash here) — never the same version with other text.
+    const PINNED: Record<string, string> = { "1.0.0": "9c74ef55a07d26cd34199a40cc818fd252ba26da30e949c2bdd5a3a407c68355" };
+    expect(PINNED[PROMPT_FORMAT_VERSION], `no hash pinned for PROMPT_FORMAT_VERSION ${PROMPT_FORMAT_VERSION}`).toBeString();
+    expect(promptFormatsSha256(), `the prompt formats changed under version ${PROMPT_FORMAT_VERSION}: bump it`).toBe(PINNED[PROMPT_FORMAT_VERSION]!);
     expect(specs.find((s) => s.name === "training")!.example).toBe("Instruction: Name two planets of the solar system.\nResponse: Mars and Venus.\nEND");
   });
 

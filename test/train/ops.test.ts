@@ -13,6 +13,12 @@ beforeAll(async () => {
   results = await selfCheck({ seed: 1, threads: 2 });
 });
 
+// The bounds are the spec's (specs/training.md §10), never the tolerance a check reports about
+// itself: an engine that loosened its own tolerance would otherwise pass whatever its error.
+const OP_BOUND = 1e-6;
+const MODEL_BOUND = 1e-5;
+const FLOAT_VS_DOUBLE_BOUND = 1e-4;
+
 const find = (name: string) => {
   const r = results.find((x) => x.name === name);
   if (!r) throw new Error(`no check named ${name}; have ${results.map((x) => x.name).join(", ")}`);
@@ -30,7 +36,8 @@ describe("gradient checks (double precision, central differences)", () => {
     test(name, () => {
       const r = find(name);
       expect(r.checked).toBeGreaterThan(0);
-      expect(r.maxRelErr).toBeLessThanOrEqual(r.tolerance);
+      // The causal mask is checked exactly; every gradient within the spec's relative bound.
+      expect(r.maxRelErr).toBeLessThanOrEqual(name === "attention.causal_mask" ? 0 : OP_BOUND);
       expect(r.passed).toBe(true);
     });
   }
@@ -40,7 +47,7 @@ describe("gradient checks (double precision, central differences)", () => {
       for (const name of [`model.${arch}.lora_grad`, `model.${arch}.dropout.lora_grad`]) {
         const r = find(name);
         expect(r.checked).toBeGreaterThanOrEqual(400);
-        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.maxRelErr).toBeLessThanOrEqual(MODEL_BOUND);
         expect(r.passed).toBe(true);
       }
     });
@@ -48,7 +55,7 @@ describe("gradient checks (double precision, central differences)", () => {
       for (const name of [`model.${arch}.weighted_logp_grad`, `model.${arch}.dropout.weighted_logp_grad`]) {
         const r = find(name);
         expect(r.checked).toBeGreaterThanOrEqual(400);
-        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.maxRelErr).toBeLessThanOrEqual(MODEL_BOUND);
         expect(r.passed).toBe(true);
       }
     });
@@ -56,13 +63,16 @@ describe("gradient checks (double precision, central differences)", () => {
       for (const name of [`model.${arch}.dpo_grad`, `model.${arch}.ipo_grad`]) {
         const r = find(name);
         expect(r.checked).toBeGreaterThanOrEqual(400);
-        expect(r.tolerance).toBeLessThanOrEqual(1e-5);
+        expect(r.maxRelErr).toBeLessThanOrEqual(MODEL_BOUND);
         expect(r.passed).toBe(true);
       }
     });
     test(`${arch}: a padded micro-batch equals its sequences one by one; float engine tracks the double one`, () => {
       expect(find(`model.${arch}.padding_invariance`).maxAbsErr).toBe(0);
-      expect(find(`model.${arch}.float_vs_double`).passed).toBe(true);
+      const fd = find(`model.${arch}.float_vs_double`);
+      expect(fd.checked).toBeGreaterThan(0);
+      expect(fd.maxAbsErr).toBeLessThanOrEqual(FLOAT_VS_DOUBLE_BOUND);
+      expect(fd.passed).toBe(true);
     });
   }
 });
