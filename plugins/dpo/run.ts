@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import type { OptionalInput, StageContext } from "../../core/plugin.ts";
 import { loadModel } from "../../native/index.ts";
-import { loadTrainModel, type TrainData, type TrainSession } from "../../native/train.ts";
+import { type TrainData, type TrainSession } from "../../native/train.ts";
 import { ModelInfoKind, PreferencePairKind } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
 import { stageModel } from "../shared/stage-model.ts";
@@ -47,8 +47,9 @@ async function startAdapter(ctx: Ctx, modelSha: string) {
 
 export async function runDpo(ctx: Ctx): Promise<void> {
   const c = ctx.config;
-  // Training loads its own copy of the weights: never two models resident (SPEC §8's lesson).
-  await ModelService.releaseAll(ctx.services);
+  // The training copy of the weights comes from the model service, which unloads every other
+  // model first: never two models resident (SPEC §8's lesson).
+  const service = await ModelService.of(ctx.services);
   const { path: modelPath, sha256: modelSha } = await stageModel(ctx, c.model, ctx.inputs.model, "dpo");
   const seed = c.seed ?? ctx.seed;
 
@@ -68,7 +69,8 @@ export async function runDpo(ctx: Ctx): Promise<void> {
     tok.dispose();
   }
 
-  const model = await loadTrainModel(modelPath, { backend: c.backend, storage: c.baseStorage });
+  const training = await service.trainModel(modelPath, { backend: c.backend, storage: c.baseStorage }, ctx.log);
+  const model = training.model;
   const common = { seed, threads: c.threads, checkpointActivations: c.checkpointActivations };
   const session = model.createSession(start ? { ...common, adapter: start.path } : { ...c.lora, ...common });
   ctx.log.info(`dpo: from ${c.from}, training on ${session.info.backend} (${session.info.device})`);
@@ -140,6 +142,6 @@ export async function runDpo(ctx: Ctx): Promise<void> {
     );
   } finally {
     session.dispose();
-    model.dispose();
+    await training.release();
   }
 }

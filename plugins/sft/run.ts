@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import type { OptionalInput, StageContext } from "../../core/plugin.ts";
 import { loadModel } from "../../native/index.ts";
-import { loadTrainModel, type EvalResult, type TrainData, type TrainSession } from "../../native/train.ts";
+import { type EvalResult, type TrainData, type TrainSession } from "../../native/train.ts";
 import { ModelInfoKind, QcReportKind, SftExampleKind } from "../shared/kinds.ts";
 import { ModelService } from "../shared/model-service.ts";
 import { stageModel } from "../shared/stage-model.ts";
@@ -23,8 +23,9 @@ async function validation(s: TrainSession, data: TrainData | null, useLora: bool
 
 export async function runSft(ctx: Ctx): Promise<void> {
   const c = ctx.config;
-  // Training loads its own copy of the weights: never two models resident (SPEC §8's lesson).
-  await ModelService.releaseAll(ctx.services);
+  // The training copy of the weights comes from the model service, which unloads every other
+  // model first: never two models resident (SPEC §8's lesson).
+  const service = await ModelService.of(ctx.services);
   const { path: modelPath, sha256: modelSha } = await stageModel(ctx, c.model, ctx.inputs.model, "sft");
   const seed = c.seed ?? ctx.seed;
 
@@ -47,7 +48,8 @@ export async function runSft(ctx: Ctx): Promise<void> {
     tok.dispose();
   }
 
-  const model = await loadTrainModel(modelPath, { backend: c.backend, storage: c.baseStorage });
+  const training = await service.trainModel(modelPath, { backend: c.backend, storage: c.baseStorage }, ctx.log);
+  const model = training.model;
   const session = model.createSession({ ...c.lora, seed, threads: c.threads, checkpointActivations: c.checkpointActivations });
   ctx.log.info(`sft: training on ${session.info.backend} (${session.info.device})`);
   const checkpoint = join(ctx.stage.dir, "checkpoint.bin");
@@ -105,6 +107,6 @@ export async function runSft(ctx: Ctx): Promise<void> {
     );
   } finally {
     session.dispose();
-    model.dispose();
+    await training.release();
   }
 }

@@ -18,6 +18,11 @@
 // switching between them reloads nothing (the SFT model of the pairs stage, the evaluator's
 // base / SFT / DPO / DPO-only variants).
 //
+// Training (trainModel()): a training stage's copy of the base (the engine's weights, then
+// its LoRA, optimizer state and activations) is a model too. Everything resident is unloaded
+// before it loads, it is the only model while the stage trains, and it goes when the stage
+// releases it or the service loads anything else.
+//
 // Scoring (scorer()): teacher-forced log-probs come from llama.cpp's scorer or from the
 // training engine's forward (plugins/shared/scorer.ts). The engine's copy of the base is a
 // model too, so the service owns it as well: it is kept next to the llama.cpp model only
@@ -26,7 +31,7 @@ import { totalmem } from "node:os";
 import { realpathSync, statSync } from "node:fs";
 import type { Logger, Services } from "../../core/plugin.ts";
 import { buildInfo, loadAdapter, loadModel, type Adapter, type BuildInfo, type Context, type ContextOptions, type LoadModelOptions, type Model } from "../../native/index.ts";
-import { loadTrainModel, trainBackends, type TrainBackendKind, type TrainBackends } from "../../native/train.ts";
+import { loadTrainModel, trainBackends, type LoadTrainModelOptions, type TrainBackendKind, type TrainBackends, type TrainModel } from "../../native/train.ts";
 import { sha256FileCached } from "./file-hash.ts";
 import { chooseScorer, EngineScorer, type ScorerChoice, type ScorerProvenance } from "./scorer.ts";
 import { tokenizerSha256 } from "./tokenizer-hash.ts";
@@ -259,6 +264,8 @@ export class ModelService {
   loads = 0;
   /** Adapter files loaded (tests check that switching adapters reloads nothing). */
   adapterLoads = 0;
+  /** The training stage's copy of a base (trainModel()), while one is held. */
+  private training: { path: string; model: TrainModel } | null = null;
 
   /** The run's service (created on first use, disposed with the run's services). */
   static async of(services: Services): Promise<ModelService> {
@@ -267,8 +274,8 @@ export class ModelService {
 
   /**
    * Unload every model the run's service holds (if it has one), e.g. before a stage
-   * loads weights outside the service (the training engine, the evaluator's variants),
-   * so that two models are never resident together.
+   * loads weights outside the service (a user plugin), so that two models are never
+   * resident together.
    */
   static async releaseAll(services: Services): Promise<void> {
     await services.get<ModelService>(ModelService.KEY)?.unload();
@@ -302,6 +309,7 @@ export class ModelService {
   acquire(path: string, opts: AcquireOptions = {}): Promise<LoadedModel> {
     return this.serial(async () => {
       const real = realpathSync(path);
+      this.unloadTraining(opts.log);
       const hit = this.loaded.get(real);
       if (hit && !hit.model.disposed) return hit;
       if (hit) this.unloadNow(real); // disposed behind the service's back: forget it and its adapters
@@ -404,6 +412,7 @@ export class ModelService {
         provenance: { scorer: "llama.cpp", requested, reason, backend: lm?.provenance.backend ?? "unknown", device: lm?.provenance.device ?? "unknown" },
       });
       if (requested === "llama") return llamaProvenance(chooseScorer("llama", { cudaBuilt: false, cudaUsable: false }).reason);
+      this.unloadTraining(req.log);
       const backends = req.backends ?? trainBackends();
       const wanted = req.engine?.backend ?? "auto";
       const backend: "cpu" | "cuda" = wanted === "auto" ? (backends.cudaUsable ? "cuda" : "cpu") : wanted;
@@ -451,12 +460,51 @@ export class ModelService {
     return { ok: false, why: `the engine's copy of ${path} needs ~${(need / 2 ** 30).toFixed(1)} GiB and ~${(Math.max(0, capacity - used) / 2 ** 30).toFixed(1)} GiB are left ${where} next to the resident models` };
   }
 
+  /**
+   * The training engine's copy of the model at `path` for a training stage: every model,
+   * engine copy and earlier training copy is unloaded first, so it is the only model
+   * resident while the stage trains. `release()` when the stage is done (also on error or
+   * interrupt); anything else the service loads releases it first.
+   */
+  trainModel(path: string, opts: LoadTrainModelOptions = {}, log?: Logger): Promise<{ model: TrainModel; release(): Promise<void> }> {
+    return this.serial(async () => {
+      const real = realpathSync(path);
+      this.unloadTraining(log);
+      for (const o of this.resident()) {
+        log?.info(`model service: unloading ${o.provenance.path} before loading ${real} for training`);
+        this.unloadNow(o.provenance.path);
+      }
+      for (const k of [...this.engines.keys()]) this.unloadEngine(k);
+      const t0 = performance.now();
+      const model = await loadTrainModel(real, opts);
+      log?.info(`model service: loaded ${real} for training (${model.info.backend}, ${model.info.storage}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const held = { path: real, model };
+      this.training = held;
+      const release = () => this.serial(async () => (this.training === held ? this.unloadTraining() : undefined));
+      return { model, release };
+    });
+  }
+
+  /** The training copy held now (its path), if any. */
+  trainingResident(): string | null {
+    return this.training?.path ?? null;
+  }
+
+  private unloadTraining(log?: Logger): void {
+    const t = this.training;
+    this.training = null;
+    if (!t) return;
+    log?.info(`model service: releasing the training copy of ${t.path}`);
+    t.model.dispose();
+  }
+
   /** Unload one model (or all when no path is given), with the engine's copies of it. */
   unload(path?: string): Promise<void> {
     return this.serial(async () => {
       if (path === undefined) {
         for (const p of [...this.loaded.keys()]) this.unloadNow(p);
         for (const k of [...this.engines.keys()]) this.unloadEngine(k);
+        this.unloadTraining();
       } else this.unloadNow(realpathSync(path));
     });
   }

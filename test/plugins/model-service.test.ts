@@ -2,7 +2,7 @@
 // loaded once per run and shared; load provenance (file sha256 cached by path + size +
 // mtime, tokenizer hash, native build, backend, device).
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { copyFileSync, utimesSync } from "node:fs";
+import { copyFileSync, realpathSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
@@ -121,6 +121,22 @@ describe("model service", () => {
       await s.unload();
       expect(kept.disposed).toBe(true); // the service disposes the kept context with its model
     }
+  });
+
+  test("a training copy is the service's too: everything else unloads first, and it goes when released or when the service loads anything", async () => {
+    const s = new ModelService();
+    const lm = await s.acquire(qwen32);
+    const t = await s.trainModel(qwen32, { backend: "cpu" });
+    expect(lm.model.disposed).toBe(true); // the llama.cpp copy went before the training copy loaded
+    expect(s.resident()).toEqual([]);
+    expect(s.trainingResident()).toBe(realpathSync(qwen32));
+    await t.release();
+    expect(s.trainingResident()).toBeNull();
+    // Not released by the stage (an error before its finally): the next acquire releases it.
+    await s.trainModel(qwen32, { backend: "cpu" });
+    await s.acquire(qwen32);
+    expect(s.trainingResident()).toBeNull();
+    await s.dispose();
   });
 
   test("provenance: sha256 of the file, tokenizer hash, build, backend, device", async () => {

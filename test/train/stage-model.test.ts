@@ -56,7 +56,7 @@ describe("training stages' declared inputs", () => {
       inputs: { pairs: null, adapter: { path: join(dir, "sft/adapter.gguf") } },
       run: { dir, configPath: join(dir, "a.yaml") },
       stage: { id: "dpo-only", dir },
-      services: { get: () => undefined },
+      services: { get: () => undefined, getOrCreate: async (_k: string, create: () => unknown) => create() },
       readManifest: async () => null,
       log: { info() {}, warn() {} },
     };
