@@ -71,7 +71,7 @@ export async function planRun(loaded: LoadedConfig): Promise<PlannedStage[]> {
       if (!producer) {
         const upstream = [...new Set(planned.flatMap((p) => Object.values(p.plugin.produces).map((k) => k.name)))];
         const why = optional && !wanted ? ` (the slot is optional; this stage's config uses it: see plugin '${plugin.name}')` : "";
-        at(["stages", index, wanted ? "inputs" : "plugin"], `stage '${id}' consumes kind '${kind.name}' (slot '${slot}') but ${wanted ? `stage '${wanted}'` : "no stage before it"} produces it (produced upstream: ${upstream.join(", ") || "nothing"})${why}`);
+        at(["stages", index, wanted ? "inputs" : "plugin"], `stage '${id}' consumes kind '${kind.name}' (slot '${slot}') but ${wanted ? `no stage '${wanted}' before it produces it` : "no stage before it produces it"} (produced upstream: ${upstream.join(", ") || "nothing"})${why}`);
         continue;
       }
       const fromSlot = Object.entries(producer.plugin.produces).find(([, k]) => k.name === kind.name)![0];

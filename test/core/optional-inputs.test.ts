@@ -73,7 +73,7 @@ describe("optional inputs", () => {
     const cfg = writeConfig(dir, "a.yaml", `name: opt\nstages:\n  - plugin: ${numbers}\n  - plugin: ${maybe}\n    inputs: { extra: nope, bogus: x }\n`);
     const r = await cli(["run", cfg, "--run-dir", join(dir, "run")]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain("stage 'maybe-sum' consumes kind 'number' (slot 'extra') but stage 'nope' produces it");
+    expect(r.stderr).toContain("stage 'maybe-sum' consumes kind 'number' (slot 'extra') but no stage 'nope' before it produces it");
     expect(r.stderr).toContain("has no input slot 'bogus' (slots: numbers, extra (optional), bonus (optional))");
     expect(r.stderr).toContain(`${cfg}:5`);
   });
