@@ -68,6 +68,31 @@ describe("selftune as a package", () => {
     expect(outRecord(out)).toEqual({ n: 42, same: true, service: "function", _prov: "pkg/pkg-plugin" });
   });
 
+  test("in a project that depends on selftune, tsc types a plugin by the package's exports", async () => {
+    const dir = tempDir("selftune-pkg-tsc-");
+    mkdirSync(join(dir, "node_modules/@types"), { recursive: true });
+    symlinkSync(ROOT, join(dir, "node_modules/selftune"));
+    symlinkSync(join(ROOT, "node_modules/@types/bun"), join(dir, "node_modules/@types/bun"));
+    symlinkSync(join(ROOT, "node_modules/bun-types"), join(dir, "node_modules/bun-types"));
+    const compilerOptions = { target: "ESNext", module: "Preserve", moduleResolution: "bundler", lib: ["ESNext"], types: ["bun"], strict: true, noEmit: true, skipLibCheck: true, allowImportingTsExtensions: true, verbatimModuleSyntax: true };
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, include: ["*.ts"] }));
+    const plugin = (body: string) =>
+      `import { definePlugin, SftExampleKind, z } from "selftune";\nimport type { LoadedModel } from "selftune/model";\n` +
+      `export type M = LoadedModel;\nexport default definePlugin({ name: "p", version: "0.1.0", description: "typed", config: z.strictObject({}), consumes: { e: SftExampleKind }, produces: {},\n` +
+      `  async run(ctx) { for await (const e of ctx.inputs.e) { ${body} } } });\n`;
+    const tsc = () => {
+      const r = Bun.spawnSync([join(ROOT, "node_modules/.bin/tsc"), "-p", "."], { cwd: dir });
+      return { exitCode: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
+    };
+    writeFileSync(join(dir, "p.ts"), plugin("const s: string = e.response; void s;"));
+    expect(tsc()).toEqual({ exitCode: 0, out: "" });
+    writeFileSync(join(dir, "p.ts"), plugin("const n: number = e.response; void n;"));
+    const bad = tsc();
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.out).toContain("p.ts(5,");
+    expect(bad.out).toContain("not assignable to type 'number'");
+  });
+
   test("only the public entry points resolve; internals stay internal", () => {
     expect(Bun.resolveSync("selftune", ROOT)).toBe(join(ROOT, "plugins/api/selftune.ts"));
     expect(Bun.resolveSync("selftune/model", ROOT)).toBe(join(ROOT, "plugins/api/model.ts"));
