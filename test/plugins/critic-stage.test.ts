@@ -37,6 +37,8 @@ describe("critic stage", () => {
     const before = readJsonl(join(runDir, "responses/examples.jsonl"));
     const after = readJsonl(join(runDir, "rejudged/examples.jsonl"));
     expect(after.map((r) => r.id)).toEqual(before.map((r) => r.id));
+    // Judged responses to compare, not only empty ones (the loop below would pass over none).
+    expect(after.filter((r) => String(r.response).trim() !== "").length).toBeGreaterThan(0);
     for (const [i, r] of after.entries()) {
       const b = before[i]!;
       const c = r.critic as { margin: number; threshold: number; accepted: boolean } | null;
@@ -54,6 +56,7 @@ describe("critic stage", () => {
     // twice the engine-vs-llama.cpp log-prob tolerance (specs/training.md §14), and says so.
     const engine = readJsonl(join(runDir, "engine/examples.jsonl"));
     expect(engine.map((r) => r.id)).toEqual(after.map((r) => r.id));
+    expect(after.filter((r) => r.critic !== null).length).toBeGreaterThan(0);
     for (const [i, r] of engine.entries()) {
       const c = r.critic as { margin: number } | null;
       const l = after[i]!.critic as { margin: number } | null;

@@ -63,12 +63,23 @@ describe("makeTestSet", () => {
   });
 
   test("arithmetic checks carry the true result", () => {
+    let sums = 0;
+    let evens = 0;
     for (const it of set.items) {
       const sum = /^What is (\d+) \+ (\d+)\?/.exec(it.instruction);
-      if (sum) expect(it.checks[0]).toEqual({ type: "math_result", value: Number(sum[1]) + Number(sum[2]), tolerance: 1e-9 });
+      if (sum) {
+        sums++;
+        expect(it.checks[0]).toEqual({ type: "math_result", value: Number(sum[1]) + Number(sum[2]), tolerance: 1e-9 });
+      }
       const even = /is (\d+) an even number\?$/.exec(it.instruction);
-      if (even) expect(it.checks[0]).toEqual({ type: "yes_no", expected: Number(even[1]) % 2 === 0 ? "yes" : "no" });
+      if (even) {
+        evens++;
+        expect(it.checks[0]).toEqual({ type: "yes_no", expected: Number(even[1]) % 2 === 0 ? "yes" : "no" });
+      }
     }
+    // Both templates were drawn: a reworded template would otherwise leave nothing checked.
+    expect(sums).toBeGreaterThan(0);
+    expect(evens).toBeGreaterThan(0);
   });
 
   test("disjoint from the prompt pools: pool collisions are replaced", () => {
