@@ -8,9 +8,9 @@ const parse = (x: unknown) => CheckSpec.parse(x);
 
 describe("checks per test type", () => {
   test("every type gets the base checks; explanation and creative get defaults", () => {
-    expect(checksFor("factual", [parse({ type: "answer", accepted: ["Paris"] })]).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "answer"]);
-    expect(checksFor("explanation", []).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "word_count", "sentence_count", "not_refusal", "no_repetition"]);
-    expect(checksFor("creative", []).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "word_count", "not_refusal", "no_repetition"]);
+    expect(checksFor("factual", [parse({ type: "answer", accepted: ["Paris"] })]).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "fluent", "answer"]);
+    expect(checksFor("explanation", []).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "fluent", "word_count", "sentence_count", "not_refusal", "no_repetition"]);
+    expect(checksFor("creative", []).map((c) => c.type)).toEqual(["non_empty", "no_leakage", "fluent", "word_count", "not_refusal", "no_repetition"]);
   });
 
   test("an instruction's own check replaces the default of the same type", () => {

@@ -14,6 +14,11 @@ interface Cases {
 
 const CASES: Partial<Record<CheckType, Cases>> = {
   non_empty: { spec: { type: "non_empty" }, pass: ["x"], fail: ["", "  \n "] },
+  fluent: {
+    spec: { type: "fluent" },
+    pass: ["The capital of France is Paris.", "42", "1. apples\n2. pears\n3. plums"],
+    fail: ["zwarte独立_sensitive_sensitive_sensitive_sensitive_sensitive_sensitive", "面条חופשWhy temperaturaiei妣setData Productioninent_PACK_fs pie"],
+  },
   no_leakage: {
     spec: { type: "no_leakage" },
     pass: ["The END of the story is near.", "Endings matter."],

@@ -189,7 +189,7 @@ describe("evaluator stage (scripted generator, real pipeline)", () => {
     expect(f0.raw).toContain("\nEND\n");
     expect(f0.response).toBe("The answer is answer#0.");
     expect(f0.stopReason).toBe("END");
-    expect(f0.checks.map((c: { type: string }) => c.type)).toEqual(["non_empty", "no_leakage", "answer"]);
+    expect(f0.checks.map((c: { type: string }) => c.type)).toEqual(["non_empty", "no_leakage", "fluent", "answer"]);
     expect(f0.success).toEqual({ strict: true, loose: true });
     const base = readFileSync(join(s.runDir, "eval", "base.responses.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(base.find((r) => r.id === "e0").stopReason).toBe("instruction");

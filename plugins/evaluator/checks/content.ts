@@ -1,5 +1,6 @@
 // Content checks: what the response says (answers, keywords, refusals) and
 // whether it is a usable response at all (empty, leaked delimiters, loops).
+import { hygiene } from "./hygiene.ts";
 import { languageScore } from "./language.ts";
 import { refusalPhrase } from "./refusal.ts";
 import type { CheckImpls } from "./spec.ts";
@@ -38,6 +39,11 @@ export const contentChecks = {
   no_leakage: (r) => {
     const m = LEAK.exec(r);
     return { passed: !m, detail: m ? `delimiter '${m[0].trim()}' left in the response` : "no delimiter" };
+  },
+
+  fluent: (r, s) => {
+    const h = hygiene(r, s.language);
+    return { passed: h.ok, detail: h.detail };
   },
 
   not_refusal: (r) => {

@@ -19,7 +19,7 @@ export type Mode = "strict" | "loose";
 /** Hygiene checks are judged on the response as written in both modes: dropping a line
  *  must not hide a leaked delimiter or an opening refusal. Loose leniency is for the
  *  format of instruction-following, as in IFEval. */
-export const STRICT_ONLY: ReadonlySet<CheckSpec["type"]> = new Set(["non_empty", "no_leakage", "not_refusal"]);
+export const STRICT_ONLY: ReadonlySet<CheckSpec["type"]> = new Set(["non_empty", "no_leakage", "not_refusal", "fluent"]);
 
 function leaf(response: string, spec: Extract<CheckSpec, { type: LeafCheckType }>): CheckResult {
   const fn = IMPLS[spec.type] as (r: string, s: typeof spec) => CheckResult;

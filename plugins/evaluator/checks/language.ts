@@ -32,7 +32,7 @@ const SCRIPTS: Record<string, RegExp> = {
 
 // The most frequent short function words of each language (from general knowledge of
 // the languages; overlaps between them are left out where they would mislead).
-const FUNCTION_WORDS: Record<string, string[]> = {
+export const FUNCTION_WORDS: Record<string, string[]> = {
   en: ["the", "and", "is", "of", "to", "in", "that", "it", "was", "for", "with", "are", "this", "you", "not", "be", "have", "on"],
   de: ["der", "die", "und", "ist", "nicht", "das", "zu", "ich", "mit", "sich", "den", "auf", "ein", "eine", "auch", "es", "von", "dem"],
   fr: ["le", "la", "les", "et", "est", "des", "une", "un", "du", "que", "pas", "pour", "dans", "qui", "sur", "au", "avec", "il"],

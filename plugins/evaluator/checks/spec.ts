@@ -23,6 +23,7 @@ const leafChecks = [
   z.strictObject({ type: z.literal("non_empty") }),
   z.strictObject({ type: z.literal("no_leakage") }),
   z.strictObject({ type: z.literal("not_refusal") }),
+  z.strictObject({ type: z.literal("fluent"), language: z.enum(LANGUAGES).default("en") }),
   z.strictObject({ type: z.literal("no_repetition"), maxRepeatRatio: z.number().min(0).max(1).default(0.5) }),
   z.strictObject({ type: z.literal("answer"), accepted: keywords }),
   z.strictObject({ type: z.literal("exact_answer"), answer: phrase, caseSensitive: z.boolean().default(false) }),

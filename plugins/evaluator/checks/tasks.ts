@@ -1,9 +1,25 @@
 // What success means per test type (specs/evaluation.md §2): the checks an
 // instruction carries, completed with the base checks every response needs and
 // the type's defaults, and validated so a test set cannot silently test nothing.
+import { LANGUAGES } from "./language.ts";
 import type { CheckSpec, CheckType, TestType } from "./spec.ts";
 
 const BASE: CheckSpec[] = [{ type: "non_empty" }, { type: "no_leakage" }];
+
+/** The language the response should be in: a response_language check's (also an IFEval
+ *  one's), else English, the language of the project's instructions. */
+function responseLanguage(own: readonly CheckSpec[]): Extract<CheckSpec, { type: "response_language" }>["language"] {
+  let found: string | undefined;
+  const visit = (s: CheckSpec) => {
+    if (found) return;
+    if (s.type === "response_language") found = s.language;
+    else if (s.type === "ifeval" && s.instruction === "language:response_language") found = String(s.kwargs.language);
+    else if (s.type === "any_of") s.checks.forEach(visit);
+    else if (s.type === "multi_step") s.steps.forEach((st) => visit(st.check));
+  };
+  own.forEach(visit);
+  return ((LANGUAGES as readonly string[]).includes(found ?? "") ? found : "en") as never;
+}
 
 /** Added when the instruction carries no check of the same type. */
 const DEFAULTS: Record<TestType, CheckSpec[]> = {
@@ -55,7 +71,8 @@ export function validateChecks(type: TestType, own: readonly CheckSpec[]): strin
 /** The full list of checks a response of this type is judged by. */
 export function checksFor(type: TestType, own: readonly CheckSpec[]): CheckSpec[] {
   const present = new Set(own.map((s) => s.type));
-  const base = BASE.filter((s) => !present.has(s.type));
+  // Every type's success includes the hygiene check: text in no language fails.
+  const base = [...BASE, { type: "fluent", language: responseLanguage(own) } as CheckSpec].filter((s) => !present.has(s.type));
   const defaults = DEFAULTS[type].filter((s) => !present.has(s.type));
   return [...base, ...own, ...defaults];
 }
