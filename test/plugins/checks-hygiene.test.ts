@@ -47,6 +47,16 @@ const FLUENT_EN = [
   "Write a haiku about rain. Soft rain on the roof, the garden drinks slowly, evening comes early.",
   "---\n\nThat's all for today.",
   "Hahaha, that's a great joke!",
+  // enumerations on one line, and code outside a fence
+  "Kyoto, Osaka, Nagoya, Sapporo, Fukuoka, Kobe, Yokohama, Sendai, Hiroshima, Nara, Kanazawa, Nagasaki, Okinawa",
+  "Ingredients: flour, sugar, butter, eggs, milk, vanilla extract, baking powder, salt, lemon zest, cream cheese, strawberries, mint leaves",
+  "const total = items.reduce((sum, item) => sum + item.price * item.quantity, 0);\nconsole.log(`Total: ${total}`);",
+  "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)",
+  "SELECT name, age FROM users WHERE age > 30 ORDER BY age DESC LIMIT 10;",
+  // written by a small real model (stories260K, ../shared/models), cut at the token limit
+  'Daddy," Daddy said. "It\'s a small b',
+  "We can go to the park and see what you have.",
+  '"I\'m sorry, Remy. I didn\'t know w',
 ];
 
 const FLUENT_OTHER: [string, string][] = [

@@ -91,6 +91,17 @@ function repeatedShare(tokens: string[]): number {
   return repeats / Math.max(1, tokens.length - 2);
 }
 
+/** A line of prose: enough words, not an enumeration ("Kyoto, Osaka, Nagoya, ..."), not
+ *  code outside a fence (brackets, operators, semicolons). */
+function isProse(line: string): boolean {
+  const words = line.match(WORD) ?? [];
+  if (words.length < HYGIENE.proseLineWords) return false;
+  const parts = line.split(/[,;]/).filter((p) => /[\p{L}\p{N}]/u.test(p));
+  if (parts.length > 2 && words.length / parts.length < 3) return false;
+  const code = (line.match(/[(){}[\];=<>+*/`$]/g) ?? []).length;
+  return code / line.length < 0.06;
+}
+
 /** Text outside ``` fences: code is not prose, and its symbols are its own. */
 function withoutCode(text: string): string {
   return text.replace(/```[\s\S]*?(?:```|$)/g, "\n");
@@ -137,9 +148,8 @@ export function hygiene(text: string, language = "en"): Hygiene {
   if (common) {
     const proseWords = prose
       .split("\n")
-      .map((l) => l.toLowerCase().match(WORD) ?? [])
-      .filter((ws) => ws.length >= HYGIENE.proseLineWords)
-      .flat();
+      .filter(isProse)
+      .flatMap((l) => l.toLowerCase().match(WORD) ?? []);
     if (proseWords.length >= HYGIENE.minProseWords) {
       const hit = proseWords.filter((w) => common.has(w)).length / proseWords.length;
       const min = language === "en" ? HYGIENE.commonShare.en : HYGIENE.commonShare.other;
