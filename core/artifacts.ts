@@ -186,6 +186,26 @@ export class ArtifactWriter<T> {
   }
 }
 
+/**
+ * How long a loop over a reader runs before the reader gives the event loop a turn. Reading
+ * a buffered file and a plugin's per-record `await` on settled promises are microtasks only,
+ * so without a turn Ctrl-C (a signal handler, a macrotask) would not be seen until the loop
+ * ended; with one, `ctx.signal` is aborted within about this long, between two records.
+ */
+const TURN_EVERY_MS = 10;
+
+/** Yields a turn of the event loop when TURN_EVERY_MS have passed since the last one. */
+function eventLoopTurns(): () => Promise<void> | undefined {
+  let last = performance.now();
+  return () => {
+    if (performance.now() - last < TURN_EVERY_MS) return undefined;
+    return new Promise<void>((resolve) => setImmediate(() => {
+      last = performance.now();
+      resolve();
+    }));
+  };
+}
+
 export class ArtifactReader<T> implements AsyncIterable<T> {
   constructor(
     readonly path: string,
@@ -208,10 +228,14 @@ export class ArtifactReader<T> implements AsyncIterable<T> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    const turn = eventLoopTurns();
     if (this.kind.format === "msgpack") {
       let n = 0;
       try {
-        for await (const raw of decodeMultiStream(this.stream(), { extensionCodec: msgpackCodec })) yield this.validate(raw, ++n);
+        for await (const raw of decodeMultiStream(this.stream(), { extensionCodec: msgpackCodec })) {
+          await turn();
+          yield this.validate(raw, ++n);
+        }
       } catch (e) {
         if (e instanceof RecordError) throw e;
         throw new RecordError(this.path, n + 1, `bad MessagePack record: ${(e as Error).message}`);
@@ -238,6 +262,7 @@ export class ArtifactReader<T> implements AsyncIterable<T> {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const rec = parseLine(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
+        await turn();
         if (rec !== undefined) yield rec;
       }
     }

@@ -87,3 +87,30 @@ describe("artifact store", () => {
     expect((await new ArtifactReader(p, Item).all()).map((r) => r.text)).toEqual(["a", "b"]);
   });
 });
+
+describe("readers and Ctrl-C", () => {
+  for (const format of ["jsonl", "msgpack"] as const) {
+    test(`a loop over a ${format} reader whose awaits are all settled promises still lets a timer (a signal handler) run`, async () => {
+      const Big = defineKind(`big-${format}`, z.strictObject({ n: z.number().int(), text: z.string() }), format);
+      const path = join(tempDir(), `big.${format}`);
+      const w = new ArtifactWriter(path, "big", Big, "r/s");
+      const N = 60_000;
+      for (let n = 0; n < N; n++) w.write({ n, text: `record ${n} with some text to parse and validate` });
+      await w.finalize();
+      let n = 0;
+      let firedAt = -1;
+      setTimeout(() => (firedAt = n), 0);
+      const t0 = performance.now();
+      for await (const r of new ArtifactReader(path, Big)) {
+        await Promise.resolve(r); // a per-record await that never leaves the microtask queue
+        n++;
+      }
+      const ms = performance.now() - t0;
+      expect(n).toBe(N);
+      // The loop took long enough to need a turn; the timer ran during it, not after.
+      expect(ms).toBeGreaterThan(30);
+      expect(firedAt).toBeGreaterThanOrEqual(0);
+      expect(firedAt).toBeLessThan(N);
+    });
+  }
+});

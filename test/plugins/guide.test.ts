@@ -1,7 +1,7 @@
 // The plugin guide runs as written: the code blocks of plugins/README.md and of README.md's
 // "Your own plugin" that are marked `<!-- file: PATH -->` are written to a folder outside the
 // checkout and run through the CLI — as they are, then interrupted by SIGINT while the
-// importer reads and resumed — so the guide cannot drift from the code.
+// importer reads and while the filter runs, and resumed — so the guide cannot drift from the code.
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -99,5 +99,32 @@ describe("the plugin guide, run as written", () => {
     const kept = jsonl(join(dir, "runs/my-data/my-filter/kept.jsonl"));
     expect(kept.map((e) => e.response)).toEqual(expected.filter((t) => words(t) >= 3));
     expect(kept.length).toBe(75);
+  });
+
+  test("interrupted by SIGINT while the filter runs, the re-run keeps every kept record exactly once", async () => {
+    const dir = tempDir("selftune-guide-");
+    writeGuide(dir);
+    const N = 20_000;
+    const response = (n: number) => (n % 3 === 0 ? `Yes ${n}.` : `The answer to question ${n} is this.`);
+    writeFileSync(join(dir, "data.jsonl"), Array.from({ length: N }, (_, i) => `${JSON.stringify({ instruction: `Question ${i + 1}?`, response: response(i + 1) })}\n`).join(""));
+    const child = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), "run", "selftune.yaml"], { cwd: dir, stdout: "ignore", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "off" } });
+    // Freeze the run at the filter's first resume point, then interrupt it: mid-stage on any machine.
+    const commitFile = join(dir, "runs/my-data/my-filter/kept.jsonl.commit.json");
+    for (let i = 0; i < 30_000 && !existsSync(commitFile); i++) await Bun.sleep(2);
+    child.kill("SIGSTOP");
+    expect(existsSync(commitFile)).toBe(true);
+    child.kill("SIGINT");
+    child.kill("SIGCONT");
+    expect(await child.exited).toBe(130);
+    const cursor = JSON.parse(readFileSync(commitFile, "utf8")).cursor as number;
+    expect(cursor).toBeGreaterThan(0);
+    expect(cursor).toBeLessThan(N);
+    const r = await cli(["run", "selftune.yaml"], {}, dir);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toContain("resuming an interrupted attempt");
+    const kept = readFileSync(join(dir, "runs/my-data/my-filter/kept.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id as string);
+    const want = Array.from({ length: N }, (_, i) => i + 1).filter((n) => words(response(n)) >= 3).map((n) => `import-${n}`);
+    expect(kept.length).toBe(want.length);
+    expect(kept).toEqual(want);
   });
 });
