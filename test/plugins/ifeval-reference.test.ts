@@ -235,6 +235,14 @@ describe("the library stand-ins", () => {
       vi: "Hôm nay thời tiết rất đẹp và chúng tôi đi dạo một quãng dài.",
       fa: "امروز هوا بسیار خوب است و ما به پیاده روی طولانی می رویم.",
       th: "วันนี้อากาศดีมากและเรากำลังจะไปเดินเล่นนานๆ",
+      bg: "Днес времето е прекрасно и отиваме на дълга разходка.",
+      mr: "आज हवामान खूप छान आहे आणि आम्ही लांब फिरायला जात आहोत.",
+      ur: "آج موسم بہت اچھا ہے اور ہم لمبی سیر پر جا رہے ہیں۔",
+      ar: "الطقس جميل اليوم ونحن ذاهبون في نزهة طويلة.",
+      sw: "Hali ya hewa ni nzuri leo na tunaenda matembezi marefu.",
+      it: "Il tempo è bellissimo oggi e andiamo a fare una lunga passeggiata.",
+      fr: "Il fait très beau aujourd'hui et nous partons pour une longue promenade.",
+      he: "מזג האוויר נפלא היום ואנחנו יוצאים לטיול ארוך.",
     };
     for (const [lang, text] of Object.entries(samples)) expect([lang, detectLanguage(text)]).toEqual([lang, lang]);
     expect(detectLanguage("!!! 123")).toBeNull();
