@@ -99,6 +99,7 @@ ${evaluator("      ifeval: { path: ./input_data.jsonl }\n")}`);
     const r = await cli(["run", config, "--run-dir", runDir]);
     expect(r.stderr).not.toContain("error");
     const res = results(runDir);
+    expect(res.ifeval?.map((v) => v.variant)).toEqual(["base", "good"]); // the loop below checks each
     for (const v of res.ifeval!) {
       const m = await offline(v.variant, "ifeval");
       expect([v.variant, v.metrics.promptLevel, v.metrics.instructionLevel]).toEqual([v.variant, m.promptLevel, m.instructionLevel]);
