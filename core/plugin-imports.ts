@@ -51,7 +51,7 @@ export function hostImportsFor(modulePath: string): void {
     name: `selftune host imports: ${dir}`,
     setup(build) {
       build.onLoad({ filter }, async ({ path }) => {
-        const loader = /\.[cm]?js$/.test(path) ? "js" : /x$/.test(path) ? (path.endsWith(".jsx") ? "jsx" : "tsx") : "ts";
+        const loader = path.endsWith(".tsx") ? "tsx" : path.endsWith(".jsx") ? "jsx" : /\.[cm]?js$/.test(path) ? "js" : "ts";
         return { contents: rewriteHostImports(await Bun.file(path).text()), loader };
       });
     },
