@@ -3,7 +3,7 @@
 // skipping unchanged finished stages, resuming interrupted ones, fanning out
 // shards and stopping at a failed gate.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ArtifactReader, ArtifactWriter, FileArtifact, artifactFileName, atomicWriteFile, sha256File, type ArtifactInfo } from "./artifacts.ts";
 import { ConfigError, zodIssues, type LoadedConfig, type StageSpec } from "./config.ts";
 import { inputSlot, type AnyPlugin, type ArtifactKind, type GateResult, type Logger, type RunManifestLike, type Services, type StageContext } from "./plugin.ts";
@@ -31,6 +31,8 @@ export interface PlannedStage {
   config: unknown;
   configHash: string;
   inputs: InputWiring[];
+  /** The slots this stage's config writes (the plugin's `producesFor`, default all of `produces`). */
+  produces: Record<string, ArtifactKind<unknown>>;
 }
 
 /** Resolve plugins, validate every stage's config and wire inputs. Throws ConfigError. */
@@ -55,6 +57,16 @@ export async function planRun(loaded: LoadedConfig): Promise<PlannedStage[]> {
     if (spec.shards > 1 && Object.values(plugin.produces).some((k) => k.format === "file")) at(["stages", index, "shards"], `plugin '${plugin.name}' produces a file artifact, which cannot be merged from shards`);
 
     const config = parsed.success ? parsed.data : spec.config;
+    const writes = parsed.success && plugin.producesFor ? plugin.producesFor(config) : Object.keys(plugin.produces);
+    const produces = Object.fromEntries(Object.entries(plugin.produces).filter(([slot]) => writes.includes(slot)));
+    let fingerprint: unknown;
+    if (parsed.success && plugin.fingerprint) {
+      try {
+        fingerprint = await plugin.fingerprint(config, { configDir: dirname(loaded.path) });
+      } catch (e) {
+        at(["stages", index, "config"], (e as Error).message);
+      }
+    }
     const inputs: InputWiring[] = [];
     const slots = Object.entries(plugin.consumes).map(([slot, decl]) => ({ slot, ...inputSlot(decl) }));
     for (const slot of Object.keys(spec.inputs)) {
@@ -67,17 +79,19 @@ export async function planRun(loaded: LoadedConfig): Promise<PlannedStage[]> {
       const used = !optional || wanted !== undefined || (parsed.success && wantedBy?.(config) === true);
       if (!used) continue;
       const candidates = planned.filter((p) => !wanted || p.id === wanted).reverse();
-      const producer = candidates.find((p) => Object.values(p.plugin.produces).some((k) => k.name === kind.name));
+      const producer = candidates.find((p) => Object.values(p.produces).some((k) => k.name === kind.name));
       if (!producer) {
-        const upstream = [...new Set(planned.flatMap((p) => Object.values(p.plugin.produces).map((k) => k.name)))];
+        const upstream = [...new Set(planned.flatMap((p) => Object.values(p.produces).map((k) => k.name)))];
         const why = optional && !wanted ? ` (the slot is optional; this stage's config uses it: see plugin '${plugin.name}')` : "";
         at(["stages", index, wanted ? "inputs" : "plugin"], `stage '${id}' consumes kind '${kind.name}' (slot '${slot}') but ${wanted ? `no stage '${wanted}' before it produces it` : "no stage before it produces it"} (produced upstream: ${upstream.join(", ") || "nothing"})${why}`);
         continue;
       }
-      const fromSlot = Object.entries(producer.plugin.produces).find(([, k]) => k.name === kind.name)![0];
+      const fromSlot = Object.entries(producer.produces).find(([, k]) => k.name === kind.name)![0];
       inputs.push({ slot, kind, fromStage: producer.id, fromSlot, optional });
     }
-    planned.push({ index, id, spec, plugin, source, config, inputs, configHash: hashConfig({ plugin: plugin.name, version: plugin.version, config, shards: spec.shards }) });
+    // A fingerprint joins the hash only where a plugin has one, so every other stage's hash stays as it was.
+    const hashed = { plugin: plugin.name, version: plugin.version, config, shards: spec.shards, ...(fingerprint === undefined ? {} : { fingerprint }) };
+    planned.push({ index, id, spec, plugin, source, config, inputs, produces, configHash: hashConfig(hashed) });
   }
   if (issues.length) throw new ConfigError(issues);
   return planned;
@@ -449,7 +463,7 @@ export class Pipeline {
     const writers: ArtifactWriter<unknown>[] = [];
     const fileOutputs: FileArtifact<unknown>[] = [];
     const outputs: Record<string, unknown> = {};
-    for (const [slot, kind] of Object.entries(stage.plugin.produces)) {
+    for (const [slot, kind] of Object.entries(stage.produces)) {
       if (kind.format === "file") {
         const fa = new FileArtifact(dir, slot, kind, null);
         fileOutputs.push(fa);
@@ -561,7 +575,7 @@ export class Pipeline {
     const gates: GateResult[] = [];
     const artifacts: ArtifactInfo[] = [];
     const interrupted = { artifacts: [], gates: [], files: [], interrupted: true };
-    for (const [slot, kind] of Object.entries(stage.plugin.produces)) {
+    for (const [slot, kind] of Object.entries(stage.produces)) {
       const out = new ArtifactWriter(join(dir, artifactFileName(slot, kind)), slot, kind, `${this.manifest.name}/${stage.id}`);
       const at = (out.cursor as MergeCursor | null) ?? { shard: 0, records: 0 };
       for (let i = at.shard; i < n; i++) {
@@ -590,7 +604,7 @@ export class Pipeline {
     // files whenever the merge is, so an interrupted merge leaves nothing half-summarised.
     const files: StageRecord["files"] = [];
     if (stage.plugin.merge) {
-      const outputs = Object.fromEntries(Object.entries(stage.plugin.produces).map(([slot, kind]) => [slot, new ArtifactReader(join(dir, artifactFileName(slot, kind)), kind)]));
+      const outputs = Object.fromEntries(Object.entries(stage.produces).map(([slot, kind]) => [slot, new ArtifactReader(join(dir, artifactFileName(slot, kind)), kind)]));
       await stage.plugin.merge({
         config: stage.config,
         stage: { id: stage.id, index: stage.index, dir },

@@ -138,6 +138,18 @@ export interface PluginDefinition<C extends z.ZodType, I extends InputMap, O ext
   shardable?: boolean;
   /** Sharded runs only: called once after the merge, to summarise and gate the merged whole. */
   merge?(ctx: MergeContext<z.output<C>, O>): Promise<void>;
+  /**
+   * The `produces` slots this config writes (default: all). A slot left out gets no writer
+   * (`ctx.outputs[slot]` is undefined), no file and no artifact, and no later stage is wired
+   * to it: a stage whose config picks the kind it makes (the import stage) is planned as such.
+   */
+  producesFor?(config: z.output<C>): (keyof O & string)[];
+  /**
+   * What a stage's output depends on besides its config (a data file's sha256): computed when
+   * the run is planned and hashed into the stage's config hash, so the stage runs again when it
+   * changes. `configDir`: the run config file's folder. A throw is a config error of the stage.
+   */
+  fingerprint?(config: z.output<C>, at: { configDir: string }): Promise<unknown> | unknown;
   run(ctx: StageContext<z.output<C>, I, O>): Promise<void>;
 }
 
