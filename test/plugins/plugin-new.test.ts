@@ -2,7 +2,7 @@
 // as generated (which runs it in a config through the CLI), typechecks with its tsconfig, and
 // its test fails when the plugin stops doing what it should.
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, ROOT, tempDir } from "../helpers.ts";
 
@@ -56,6 +56,29 @@ describe("selftune plugin new", () => {
     // tsc really checks the plugin against selftune's types.
     writeFileSync(join(dir, "index.ts"), index.replace("if (made) out.write(made);", "if (made) out.write({ ...made, seed: \"seven\" });"));
     expect((await run([join(ROOT, "node_modules/.bin/tsc"), "-p", "."], dir)).exitCode).not.toBe(0);
+  });
+
+  test("its loop resumes: interrupted at its first commit, the re-run writes every output exactly once", async () => {
+    const dir = await scaffold("resumable-step", "sft-example", "instruction");
+    const N = 20_000;
+    writeFileSync(join(dir, "big.yaml"), `name: big\nstages:\n  - plugin: ./example/source.ts\n    config: { count: ${N} }\n  - plugin: ./index.ts\n    config: { commitEvery: 100 }\n`);
+    const child = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), "run", "big.yaml"], { cwd: dir, stdout: "ignore", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "off" } });
+    // Frozen at the plugin's first resume point, then interrupted: mid-stage on any machine.
+    const commitFile = join(dir, "runs/big/resumable-step/output.jsonl.commit.json");
+    for (let i = 0; i < 30_000 && !existsSync(commitFile); i++) await Bun.sleep(2);
+    child.kill("SIGSTOP");
+    expect(existsSync(commitFile)).toBe(true);
+    child.kill("SIGINT");
+    child.kill("SIGCONT");
+    expect(await child.exited).toBe(130);
+    const cursor = JSON.parse(readFileSync(commitFile, "utf8")).cursor as number;
+    expect(cursor).toBeGreaterThan(0);
+    expect(cursor).toBeLessThan(N);
+    const again = await run(["bun", join(ROOT, "core/cli.ts"), "run", "big.yaml"], dir);
+    expect(again.exitCode).toBe(0);
+    expect(again.out).toContain("resuming an interrupted attempt");
+    const ids = readFileSync(join(dir, "runs/big/resumable-step/output.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id as string);
+    expect(ids).toEqual(Array.from({ length: N }, (_, n) => `src-${n}-resumable-step`));
   });
 
   test("its test can fail: a plugin that writes nothing fails it", async () => {
