@@ -52,10 +52,10 @@ function stopOnSignals(controller: AbortController): () => void {
   };
 }
 
-async function cmdRun(args: { config: string; runDir?: string; from?: string; only?: string; shard?: string; onChanged?: OnChanged }): Promise<number> {
+async function cmdRun(args: { config: string; set?: string[]; runDir?: string; from?: string; only?: string; shard?: string; onChanged?: OnChanged }): Promise<number> {
   const shard = parseShard(args.shard);
   if (shard && !args.only) throw new Error("--shard needs --only <stage>");
-  const loaded = loadConfig(args.config);
+  const loaded = loadConfig(args.config, args.set);
   const stages = await planRun(loaded);
   const controller = new AbortController();
   const stopListening = stopOnSignals(controller);
@@ -88,10 +88,10 @@ function printSummary(m: RunManifest | null) {
   console.log(lines.join("\n"));
 }
 
-async function cmdValidate(args: { config: string }): Promise<number> {
-  const loaded = loadConfig(args.config);
+async function cmdValidate(args: { config: string; set?: string[] }): Promise<number> {
+  const loaded = loadConfig(args.config, args.set);
   const stages = await planRun(loaded);
-  console.log(`${args.config}: valid, ${stages.length} stages`);
+  console.log(`${args.config}: valid, ${stages.length} stages${loaded.overrides.length ? ` (with ${loaded.overrides.map((o) => `--set ${o}`).join(" ")})` : ""}`);
   for (const s of stages) {
     const ins = s.inputs.map((w) => `${w.slot}<-${w.fromStage}.${w.fromSlot}`).join(", ");
     console.log(`  ${s.id.padEnd(14)} ${s.plugin.name}@${s.plugin.version}${ins ? `  inputs: ${ins}` : ""}${s.spec.shards > 1 ? `  shards: ${s.spec.shards}` : ""}`);
@@ -132,7 +132,7 @@ async function cmdInspect(args: { runDir: string; json?: boolean }): Promise<num
     printSummary(m);
     const env = m.environment;
     console.log(`  created ${m.createdAt}, updated ${m.updatedAt}`);
-    console.log(`  config ${m.configPath} (sha256 ${m.configHash.slice(0, 12)})`);
+    console.log(`  config ${m.configPath} (sha256 ${m.configHash.slice(0, 12)})${m.overrides?.length ? `  ${m.overrides.map((o) => `--set ${o}`).join(" ")}` : ""}`);
     console.log(`  host ${env.host}  ${env.os} ${env.arch}  ${(env.memoryBytes / 2 ** 30).toFixed(1)} GiB`);
   }
   return EXIT.ok;
@@ -146,6 +146,9 @@ async function delegate(modulePath: string, fn: string, args: unknown): Promise<
   if (typeof mod[fn] !== "function") throw new Error(`${modulePath} does not export ${fn}()`);
   return mod[fn](args);
 }
+
+/** `--set key.path=value`, repeatable (core/overrides.ts). */
+const SET_OPTION = { type: "string", array: true, requiresArg: true, describe: "override a config value, validated like the file (repeatable): --set stages.sft.config.lr=1e-4 (a stage by its id or index; the value is YAML)" } as const;
 
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
@@ -162,9 +165,10 @@ export async function main(argv: string[]): Promise<number> {
         .option("from", { type: "string", describe: "re-run this stage and every later one" })
         .option("only", { type: "string", describe: "run only this stage" })
         .option("shard", { type: "string", describe: "with --only: run shard i/N of a sharded stage" })
-        .option("on-changed", { choices: ["stop", "rerun"] as const, describe: "a finished stage's file changed on disk: stop naming it (default), or use it as it is and re-run what reads it" }),
+        .option("on-changed", { choices: ["stop", "rerun"] as const, describe: "a finished stage's file changed on disk: stop naming it (default), or use it as it is and re-run what reads it" })
+        .option("set", SET_OPTION),
       wrap(cmdRun))
-    .command("validate <config>", "check a config (and every plugin's config) without running", (y) => y.positional("config", { type: "string", demandOption: true }), wrap(cmdValidate))
+    .command("validate <config>", "check a config (and every plugin's config) without running", (y) => y.positional("config", { type: "string", demandOption: true }).option("set", SET_OPTION), wrap(cmdValidate))
     .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))
     .command("inspect <run-dir>", "print a run's manifest readably", (y) => y.positional("run-dir", { type: "string", demandOption: true }).option("json", { type: "boolean" }), wrap(cmdInspect))
     .command("report <run-dir>", "rebuild the evaluation report of a run", (y) => y.positional("run-dir", { type: "string", demandOption: true }), wrap((a) => delegate("plugins/evaluator/report-command.ts", "reportCommand", a)))

@@ -6,6 +6,7 @@ import { dirname, resolve } from "node:path";
 import { closest } from "fastest-levenshtein";
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node as YamlNode } from "yaml";
 import { z } from "zod";
+import { applyOverrides, overrideAt, OverrideError, type AppliedOverride } from "./overrides.ts";
 
 export const StageSpec = z.strictObject({
   /** Unique stage id; defaults to the plugin name. Names the stage's folder in the run. */
@@ -40,6 +41,8 @@ export interface ConfigIssue {
   line: number | null;
   path: (string | number)[];
   message: string;
+  /** Set when a `--set` override wrote the key (then `file` names the override): the path it set. */
+  overridePath?: (string | number)[];
 }
 
 export class ConfigError extends Error {
@@ -54,7 +57,9 @@ export function formatPath(path: (string | number)[]): string {
 }
 
 function formatIssue(i: ConfigIssue): string {
-  return `${i.file}${i.line ? `:${i.line}` : ""}: ${i.path.length ? `${formatPath(i.path)}: ` : ""}${i.message}`;
+  // An override names its own key: repeat the path only where the issue lies deeper.
+  const own = i.overridePath && formatPath(i.overridePath) === formatPath(i.path);
+  return `${i.file}${i.line ? `:${i.line}` : ""}: ${i.path.length && !own ? `${formatPath(i.path)}: ` : ""}${i.message}`;
 }
 
 /** One parsed YAML file, kept so that key paths can be mapped back to lines. */
@@ -69,8 +74,10 @@ export interface LoadedConfig {
   config: RunConfig;
   /** The directory each stage was written in (plugin paths are relative to it). */
   stageDirs: string[];
-  /** Where a key path of the merged config was written, for error messages. */
-  locate(path: (string | number)[]): { file: string; line: number | null };
+  /** The `--set key.path=value` overrides applied, as given (recorded in the run manifest). */
+  overrides: string[];
+  /** Where a key path of the merged config was written (a file and line, or an override), for error messages. */
+  locate(path: (string | number)[]): { file: string; line: number | null; overridePath?: (string | number)[] };
 }
 
 function stageKey(s: unknown): string | undefined {
@@ -255,15 +262,33 @@ export function zodIssues(
   return out;
 }
 
-/** Load, merge, interpolate and validate the run-level config (not yet the plugins' configs). */
-export function loadConfig(file: string): LoadedConfig {
+/** Where a key was written: the override that set it, else its file and line. */
+function withOverrides(locateInFiles: LoadedConfig["locate"], applied: AppliedOverride[]): LoadedConfig["locate"] {
+  return (path) => {
+    const o = overrideAt(applied, path);
+    return o ? { file: `--set ${o.text}`, line: null, overridePath: o.path } : locateInFiles(path);
+  };
+}
+
+/**
+ * Load, merge, apply `--set` overrides (core/overrides.ts), interpolate and validate the
+ * run-level config (not yet the plugins' configs).
+ */
+export function loadConfig(file: string, overrides: readonly string[] = []): LoadedConfig {
   const path = resolve(file);
   const raw = parseFile(path, []);
-  const locate = makeLocator(raw);
+  let applied: AppliedOverride[];
+  try {
+    applied = applyOverrides(raw.value, overrides);
+  } catch (e) {
+    if (e instanceof OverrideError) throw new ConfigError([{ file: `--set ${e.text}`, line: null, path: [], message: e.message }]);
+    throw e;
+  }
+  const locate = withOverrides(makeLocator(raw), applied);
   const envIssues: { path: (string | number)[]; message: string }[] = [];
   const value = interpolate(raw.value, [], envIssues);
   if (envIssues.length) throw new ConfigError(envIssues.map((i) => ({ ...locate(i.path), ...i })));
   const parsed = RunConfig.safeParse(value);
   if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, RunConfig, [], locate));
-  return { path, config: parsed.data, stageDirs: raw.stageDirs, locate };
+  return { path, config: parsed.data, stageDirs: raw.stageDirs, overrides: [...overrides], locate };
 }

@@ -214,6 +214,7 @@ export class Pipeline {
       name: this.loaded.config.name,
       configPath: this.loaded.path,
       configHash: hashConfig(this.loaded.config),
+      overrides: this.loaded.overrides,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
       git: gitInfo(),
@@ -557,7 +558,7 @@ export class Pipeline {
     const n = stage.spec.shards;
     if (stage.spec.shardMode === "process") {
       const children = Array.from({ length: n }, (_, i) =>
-        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: { ...process.env, [SHARD_PARENT_ENV.lock]: this.runLock?.token ?? "", [SHARD_PARENT_ENV.pid]: String(process.pid) } }),
+        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, ...this.loaded.overrides.flatMap((o) => ["--set", o]), "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: { ...process.env, [SHARD_PARENT_ENV.lock]: this.runLock?.token ?? "", [SHARD_PARENT_ENV.pid]: String(process.pid) } }),
       );
       const abort = () => children.forEach((c) => c.kill("SIGINT"));
       this.signal.addEventListener("abort", abort);

@@ -121,6 +121,8 @@ export interface RunManifest {
   name: string;
   configPath: string;
   configHash: string;
+  /** The `--set key.path=value` overrides of the latest run, as given (in the config hash through the config). */
+  overrides: string[];
   createdAt: string;
   updatedAt: string;
   git: GitInfo;
