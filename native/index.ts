@@ -38,6 +38,7 @@ interface NativeContext {
   readonly disposed: boolean;
   score(items: ScoreItem[], opts: object, onProgress?: (p: ScoreProgress) => void, cancel?: NativeCancelSource): Promise<ScoreOutput>;
   evalLogits(tokens: ArrayLike<number>, opts: object, cancel?: NativeCancelSource): Promise<Float32Array>;
+  reset(): Promise<void>;
   dispose(): void;
 }
 interface NativeAdapter {
@@ -397,6 +398,15 @@ export class Context {
   evalLogits(tokens: ArrayLike<number>, opts: { adapters?: AdapterUse[]; signal?: AbortSignal } = {}): Promise<Float32Array> {
     const ctx = this.live;
     return withSignal(opts.signal, (cancel) => ctx.evalLogits(tokens, { adapters: adapterArgs(opts.adapters) }, cancel));
+  }
+
+  /**
+   * Back to the state of a context just created: an empty, zeroed KV cache and no held
+   * prefix (after any call still running on it). A kept context reset before each batch
+   * computes what a new one would, without allocating its buffers again.
+   */
+  reset(): Promise<void> {
+    return this.live.reset();
   }
 
   /** Frees the context once no job is using it. Idempotent. */

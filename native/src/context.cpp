@@ -16,6 +16,7 @@ Napi::Function Context::define(Napi::Env env) {
         InstanceMethod<&Context::dispose>("dispose"),
         InstanceMethod<&Context::score>("score"),
         InstanceMethod<&Context::eval_logits>("evalLogits"),
+        InstanceMethod<&Context::reset>("reset"),
     });
 }
 
@@ -206,6 +207,16 @@ Napi::Value Context::score(const Napi::CallbackInfo & info) {
             res.Set("stats", st);
             return res;
         };
+    });
+}
+
+Napi::Value Context::reset(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<Session> session = this->session(env);
+    return run_job(env, "selftune.resetContext", env.Undefined(), nullptr, [session](JobContext & job) -> Finish {
+        auto lease = session->acquire(job);   // after any call still running on it
+        session->reset();
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
     });
 }
 

@@ -30,6 +30,8 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value score(const Napi::CallbackInfo & info);
     // evalLogits(tokens, {adapters?}, cancel?) -> Promise<Float32Array> (n_tokens x n_vocab)
     Napi::Value eval_logits(const Napi::CallbackInfo & info);
+    // reset() -> Promise<void>: an empty, zeroed KV cache and no held prefix, as when created
+    Napi::Value reset(const Napi::CallbackInfo & info);
 
     std::shared_ptr<Session> session_;
 };

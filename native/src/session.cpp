@@ -113,6 +113,11 @@ void Session::clear_all() {
     prefix_tokens_.clear();
 }
 
+void Session::reset() {
+    llama_memory_clear(memory(), true);
+    prefix_tokens_.clear();
+}
+
 void Session::set_adapters(const std::vector<AdapterUse> & adapters) {
     bool same = adapters.size() == adapters_.size();
     for (size_t i = 0; same && i < adapters.size(); i++) {

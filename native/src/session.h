@@ -82,6 +82,9 @@ class Session {
     void clear_prefix();
     void clear_work_seqs();
     void clear_all();
+    // clear_all, and the cache's cells zeroed: the state of a context just created, so what
+    // a call computes next does not depend on what this context ran before.
+    void reset();
 
     // Applies adapters to the following decodes. A different set drops all cached KV,
     // which was computed with other weights.

@@ -83,18 +83,19 @@ export interface LoadedModel {
    */
   workContext(): Promise<Context>;
   /**
-   * Run one batch of work on a work context. Where nothing a context keeps between calls can
-   * change a result — split KV caches (`kvUnified: false`): every sequence's cells start at 0,
-   * no prefix is shared, and a call leaves every cache empty (specs/inference.md) — one
-   * context is created for this model and kept for every batch of every stage until the model
-   * unloads. Otherwise (one unified cache, the default) the context's shared-prefix cache and
-   * cell layout outlive a call, and a later batch's logits would depend on what ran before it
-   * (the inference tolerance, not bit-exactness), so a resumed or `--only` run could differ
-   * from a full one: each batch then gets a fresh context, disposed after.
+   * Run one batch of work on the model's work context: one context, created once and kept
+   * for every batch of every stage until the model unloads, so its buffers are allocated
+   * once. A batch must compute what it would on a new context, whatever ran before it (a
+   * resumed or `--only` run writes the same bytes as a full one). With split KV caches
+   * (`kvUnified: false`) nothing a call leaves behind can change a result: every sequence's
+   * cells start at 0, no prefix is shared, a call leaves every cache empty. With the unified
+   * cache (the default) a call leaves its shared prefix held and its cell layout behind, which
+   * would move the next batch's logits in the last bits (specs/inference.md), so the context
+   * is reset() before each batch: the shared prefix is decoded once per batch.
    */
   inWorkContext<T>(fn: (ctx: Context) => Promise<T>): Promise<T>;
-  /** Work contexts created for this model so far, and whether one is kept across batches. */
-  readonly contexts: { created: number; kept: boolean };
+  /** Work contexts created for this model so far, and resets before a batch (unified caches). */
+  readonly contexts: { created: number; resets: number };
   /** Dispose the kept work context (the service does, before it unloads the model). */
   disposeContexts(): void;
 }
@@ -167,7 +168,8 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
       loadSeconds: (performance.now() - t0) / 1000,
     };
     const work = workContextOptions(opts);
-    const contexts = { created: 0, kept: opts.kvUnified === false };
+    const contexts = { created: 0, resets: 0 };
+    const split = opts.kvUnified === false;
     const create = () => {
       contexts.created++;
       return model.createContext(work);
@@ -179,19 +181,14 @@ export async function loadWithProvenance(path: string, opts: ModelLoadOptions = 
       workContext: create,
       contexts,
       async inWorkContext(fn) {
-        if (contexts.kept) {
-          if (!kept || kept.disposed) {
-            kept = await create();
-            log?.info(`model service: work context for ${real} created, kept across batches (split KV caches: a batch's results do not depend on what ran before it)`);
-          }
-          return fn(kept);
+        if (!kept || kept.disposed) {
+          kept = await create();
+          log?.info(`model service: work context for ${real} created, kept across batches (${split ? "split KV caches" : "unified KV cache, reset before each batch"})`);
+        } else if (!split) {
+          await kept.reset();
+          contexts.resets++;
         }
-        const c = await create();
-        try {
-          return await fn(c);
-        } finally {
-          c.dispose();
-        }
+        return fn(kept);
       },
       disposeContexts() {
         kept?.dispose();

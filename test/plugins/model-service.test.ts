@@ -102,7 +102,7 @@ describe("model service", () => {
     expect(y.disposed).toBe(true);
   });
 
-  test("work contexts: one kept across batches with split KV caches, a fresh one per batch with the unified cache", async () => {
+  test("work contexts: one kept across batches — as it is with split KV caches, reset before each batch with the unified cache", async () => {
     const req = [{ prompt: "Instruction: say hi\nResponse:", sampling: { temperature: 1, seed: 3, maxTokens: 6 } }];
     for (const kvUnified of [false, true]) {
       const s = new ModelService();
@@ -110,8 +110,8 @@ describe("model service", () => {
       const seen = new Set<unknown>();
       const outs: string[] = [];
       for (let b = 0; b < 4; b++) outs.push(await lm.inWorkContext(async (ctx) => (seen.add(ctx), (await generate(ctx, req)).results[0]!.tokens.join(","))));
-      expect(lm.contexts).toEqual({ created: kvUnified ? 4 : 1, kept: !kvUnified });
-      expect(seen.size).toBe(kvUnified ? 4 : 1);
+      expect(lm.contexts).toEqual({ created: 1, resets: kvUnified ? 3 : 0 });
+      expect(seen.size).toBe(1);
       // Same request, same seed: the kept context gives every batch the bytes a fresh one gives.
       expect(new Set(outs).size).toBe(1);
       const fresh = await lm.workContext();
