@@ -196,6 +196,20 @@ export async function main(argv: string[]): Promise<number> {
         .option("out", { type: "string" })
         .option("json", { type: "boolean" }),
       wrap((a) => delegate("native/model-command.ts", "modelCommand", a)))
+    .command("export <run-dir>", "turn a trained stage into a model to run: merged GGUF, Ollama folder or PEFT adapter (specs/export.md)", (y) =>
+      y.positional("run-dir", { type: "string", demandOption: true })
+        .option("stage", { type: "string", describe: "stage id or plugin (sft, dpo) whose adapter to export (default: dpo if the run has it, else sft)" })
+        .option("to", { choices: ["gguf", "ollama", "peft"] as const, default: "gguf" })
+        .option("out", { type: "string", describe: "output folder (default <run-dir>/export/<stage>-<to>)" })
+        .option("base", { type: "string", describe: "the base model, if it moved since training (its sha256 must match)" })
+        .option("type", { choices: ["f32", "f16", "bf16"] as const, describe: "merged weights' type (default: the base's float type; f16 for a quantized base)" })
+        .option("hf-base", { type: "string", describe: "peft: base_model_name_or_path (the HF model the GGUF was converted from)" }),
+      wrap((a) => delegate("native/export/command.ts", "exportCommand", a)))
+    .command("import-adapter <dir>", "convert a PEFT LoRA folder into a llama.cpp GGUF adapter for a GGUF base", (y) =>
+      y.positional("dir", { type: "string", demandOption: true, describe: "folder with adapter_model.safetensors and adapter_config.json" })
+        .option("base", { type: "string", demandOption: true, describe: "the GGUF base model the adapter is for" })
+        .option("out", { type: "string", demandOption: true, describe: "the GGUF adapter to write" }),
+      wrap((a) => delegate("native/export/command.ts", "importAdapterCommand", a)))
     .command("bench <name>", "run a native benchmark (infer, train, kernels)", (y) => y.positional("name", { type: "string", demandOption: true }), wrap(async (a) => {
       const proc = Bun.spawn(["bun", "run", `bench:${a.name}`], { cwd: PROJECT_ROOT, stdio: ["inherit", "inherit", "inherit"] });
       return proc.exited;
