@@ -59,7 +59,7 @@ export async function exportCommand(args: ExportArgs): Promise<number> {
   const r = await runExport(args);
   console.log(`exported ${r.provenance.stage} of run ${r.provenance.runId} as ${r.to} to ${r.dir}`);
   for (const f of r.files) console.log(`  ${f}`);
-  if (r.to === "gguf") console.log(`run it: llama-cli -m ${join(r.dir, MODEL_FILE)} --jinja -cnv -r "Instruction:"  (specs/export.md)`);
+  if (r.to === "gguf") console.log(`run it: llama-cli -m ${join(r.dir, MODEL_FILE)} --jinja -r "Instruction:" -r "Response:"  (specs/export.md §5)`);
   if (r.to === "ollama") console.log(`run it: cd ${r.dir} && ollama create my-model -f Modelfile && ollama run my-model`);
   return 0;
 }
