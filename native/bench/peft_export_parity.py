@@ -61,7 +61,8 @@ def llama_build(a):
     if not all(os.path.exists(l) for l in libs):
         run(["cmake", "-S", LLAMA, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF",
              "-DGGML_CUDA=OFF", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-             "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_COMMON=OFF"])
+             "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_BUILD_COMMON=OFF",
+             "-DLLAMA_OPENSSL=OFF"])
         run(["cmake", "--build", build, "--target", "llama", "-j", str(os.cpu_count() or 4)])
     exe = os.path.join(build, "lora_logits")
     src = os.path.join(ROOT, "native", "bench", "lora_logits.cpp")
@@ -71,14 +72,16 @@ def llama_build(a):
 
 
 def llama_logits(exe, gguf, adapter, scale, ids, vocab, scale_dir):
-    """Logits (n x vocab) from lora_logits; `adapter` None for the base alone."""
+    """Logits (n x vocab) from lora_logits; `adapter` None for the base alone. `vocab` columns
+    are kept: HF may pad its embedding rows beyond the tokenizer's vocabulary, or the GGUF's."""
     import numpy as np
     ids_path = os.path.join(scale_dir, "ids.txt")
     out = os.path.join(scale_dir, "logits.f32")
     with open(ids_path, "w") as f:
         f.write(" ".join(str(i) for i in ids))
     run([exe, gguf, adapter or "-", str(scale), ids_path, out])
-    return np.fromfile(out, dtype="<f4").reshape(len(ids), -1)[:, :vocab]
+    logits = np.fromfile(out, dtype="<f4").reshape(len(ids), -1)
+    return logits if vocab is None else logits[:, :vocab]
 
 
 def cmd_compare(a):
@@ -109,9 +112,10 @@ def cmd_compare(a):
                 hf_lora = peft(input_ids=x).logits[0].float().cpu().numpy()
                 with peft.disable_adapter():
                     hf_base = peft(input_ids=x).logits[0].float().cpu().numpy()
-            vocab = hf_base.shape[1]
-            ll_base = llama_logits(exe, a.gguf, None, 1.0, ids, vocab, tmp)
-            ll_lora = llama_logits(exe, a.gguf, a.adapter, a.scale, ids, vocab, tmp)
+            ll_base = llama_logits(exe, a.gguf, None, 1.0, ids, None, tmp)
+            ll_lora = llama_logits(exe, a.gguf, a.adapter, a.scale, ids, None, tmp)
+            vocab = min(hf_base.shape[1], ll_base.shape[1])  # compare the columns both have
+            hf_base, hf_lora, ll_base, ll_lora = (m[:, :vocab] for m in (hf_base, hf_lora, ll_base, ll_lora))
             row = {
                 "tokens": len(ids),
                 "base_max_abs": float(np.abs(hf_base - ll_base).max()),
