@@ -12,6 +12,7 @@ import type { OnChanged } from "./integrity.ts";
 import { pidAlive } from "./run-lock.ts";
 import { builtinNames, loadPlugin } from "./registry.ts";
 import { inputSlot } from "./plugin.ts";
+import { humanLine, summaryStream } from "./progress.ts";
 import { manifestPath, PROJECT_ROOT, readJsonIfExists, type RunManifest } from "./provenance.ts";
 
 function parseShard(s: string | undefined): { index: number; count: number } | undefined {
@@ -34,9 +35,9 @@ function stopOnSignals(controller: AbortController): () => void {
   const onSignal = (sig: string) => {
     if (ended) return;
     if (++interrupts === 1) {
-      console.error(`\n${sig}: stopping after the current batch; the next run resumes (Ctrl-\\ to quit at once, losing uncommitted work)`);
+      humanLine(`${sig}: stopping after the current batch; the next run resumes (Ctrl-\\ to quit at once, losing uncommitted work)`);
       controller.abort();
-    } else console.error(`${sig}: still stopping — the running stage is saving its state`);
+    } else humanLine(`${sig}: still stopping — the running stage is saving its state`);
   };
   const onInt = () => onSignal("interrupt");
   const onTerm = () => onSignal("SIGTERM");
@@ -52,7 +53,9 @@ function stopOnSignals(controller: AbortController): () => void {
   };
 }
 
-async function cmdRun(args: { config: string; set?: string[]; runDir?: string; from?: string; only?: string; shard?: string; onChanged?: OnChanged }): Promise<number> {
+async function cmdRun(args: { config: string; set?: string[]; runDir?: string; from?: string; only?: string; shard?: string; onChanged?: OnChanged; quiet?: boolean }): Promise<number> {
+  // In the environment, so that process-mode shards are quiet too (core/progress.ts).
+  if (args.quiet) process.env.SELFTUNE_QUIET = "1";
   const shard = parseShard(args.shard);
   if (shard && !args.only) throw new Error("--shard needs --only <stage>");
   const loaded = loadConfig(args.config, args.set);
@@ -66,7 +69,7 @@ async function cmdRun(args: { config: string; set?: string[]; runDir?: string; f
   } finally {
     stopListening();
   }
-  if (!shard) printSummary(readJsonIfExists<RunManifest>(manifestPath(outcome.runDir)));
+  if (!shard) printSummary(readJsonIfExists<RunManifest>(manifestPath(outcome.runDir)), summaryStream());
   if (outcome.status === "gate-failed") {
     console.error(`\nrun stopped: ${outcome.failedGates.map((f) => `${f.stage}: ${f.gate.name} failed (${f.gate.summary})`).join("; ")}`);
   }
@@ -74,7 +77,7 @@ async function cmdRun(args: { config: string; set?: string[]; runDir?: string; f
   return outcome.exitCode;
 }
 
-function printSummary(m: RunManifest | null) {
+function printSummary(m: RunManifest | null, out: NodeJS.WriteStream = process.stdout) {
   if (!m) return;
   const lines = [`run ${m.runId}  (${m.name})`, `  git ${m.git.commit?.slice(0, 12) ?? "none"}${m.git.dirty ? " (dirty)" : ""}  bun ${m.environment.bun}  ${m.environment.cpu.model} x${m.environment.cpu.logicalCores}${m.environment.gpus.length ? `  ${m.environment.gpus.map((g) => g.name).join(", ")}` : ""}`];
   for (const [id, s] of Object.entries(m.stages)) {
@@ -85,7 +88,7 @@ function printSummary(m: RunManifest | null) {
     for (const g of s.gates) lines.push(`      gate ${g.name}: ${g.passed ? "PASS" : "FAIL"}  ${g.summary}${!g.passed && s.gateMode === "report" ? " (reported, not stopping)" : ""}`);
     if (s.error) lines.push(`      error: ${s.error}`);
   }
-  console.log(lines.join("\n"));
+  out.write(lines.join("\n") + "\n");
 }
 
 async function cmdValidate(args: { config: string; set?: string[] }): Promise<number> {
@@ -166,7 +169,8 @@ export async function main(argv: string[]): Promise<number> {
         .option("only", { type: "string", describe: "run only this stage" })
         .option("shard", { type: "string", describe: "with --only: run shard i/N of a sharded stage" })
         .option("on-changed", { choices: ["stop", "rerun"] as const, describe: "a finished stage's file changed on disk: stop naming it (default), or use it as it is and re-run what reads it" })
-        .option("set", SET_OPTION),
+        .option("set", SET_OPTION)
+        .option("quiet", { type: "boolean", describe: "no progress and no info lines: warnings, errors and the summary only (SELFTUNE_PROGRESS=bar|json|off picks how progress shows otherwise)" }),
       wrap(cmdRun))
     .command("validate <config>", "check a config (and every plugin's config) without running", (y) => y.positional("config", { type: "string", demandOption: true }).option("set", SET_OPTION), wrap(cmdValidate))
     .command("plugins [name]", "list plugins with their config as JSON Schema", (y) => y.positional("name", { type: "string" }).option("json", { type: "boolean" }), wrap(cmdPlugins))

@@ -8,7 +8,7 @@ import { ArtifactReader, ArtifactWriter, FileArtifact, artifactFileName, atomicW
 import { ConfigError, zodIssues, type LoadedConfig, type StageSpec } from "./config.ts";
 import { inputSlot, type AnyPlugin, type ArtifactKind, type GateResult, type Logger, type RunManifestLike, type Services, type StageContext } from "./plugin.ts";
 import { ChangedFileError, checkFile, type OnChanged, type RecordedFile } from "./integrity.ts";
-import { createProgress } from "./progress.ts";
+import { createProgress, humanLine, progressMode } from "./progress.ts";
 import { environment, gitInfo, hashConfig, manifestPath, readJsonIfExists, sha256, type ProvenanceStamp, type RunManifest, type StageRecord } from "./provenance.ts";
 import { loadPlugin } from "./registry.ts";
 import { acquireLock, lockLive, LockedError, readLock, type Lock } from "./run-lock.ts";
@@ -139,15 +139,21 @@ class ServiceRegistry implements Services {
   }
 }
 
+// Through the progress display: above the bars on a terminal, never through them (core/progress.ts).
 const consoleLog: Logger = {
-  info: (msg, data) => console.error(data ? `${msg} ${JSON.stringify(data)}` : msg),
-  warn: (msg, data) => console.error(`warning: ${msg}${data ? ` ${JSON.stringify(data)}` : ""}`),
+  info: (msg, data) => humanLine(data ? `${msg} ${JSON.stringify(data)}` : msg, "info"),
+  warn: (msg, data) => humanLine(`warning: ${msg}${data ? ` ${JSON.stringify(data)}` : ""}`, "warn"),
 };
 
 /** Env a process-mode shard child gets: the parent's run-lock token and pid. */
 export const SHARD_PARENT_ENV = { lock: "SELFTUNE_RUN_LOCK", pid: "SELFTUNE_PARENT_PID" } as const;
 
 const MERGE_COMMIT_EVERY = 1000;
+
+/** Shard processes share the terminal: bars from several would overwrite each other, so they print plain lines. */
+function shardProgressEnv(): Record<string, string> {
+  return progressMode() === "bar" ? { SELFTUNE_PROGRESS: "off" } : {};
+}
 
 function deriveSeed(runSeed: number, stage: string, shard: number | null): number {
   return parseInt(sha256(`${runSeed}:${stage}:${shard ?? ""}`).slice(0, 8), 16);
@@ -558,7 +564,7 @@ export class Pipeline {
     const n = stage.spec.shards;
     if (stage.spec.shardMode === "process") {
       const children = Array.from({ length: n }, (_, i) =>
-        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, ...this.loaded.overrides.flatMap((o) => ["--set", o]), "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: { ...process.env, [SHARD_PARENT_ENV.lock]: this.runLock?.token ?? "", [SHARD_PARENT_ENV.pid]: String(process.pid) } }),
+        Bun.spawn(["bun", join(import.meta.dir, "cli.ts"), "run", this.loaded.path, ...this.loaded.overrides.flatMap((o) => ["--set", o]), "--run-dir", this.runDir, "--only", stage.id, "--shard", `${i}/${n}`], { stdout: "inherit", stderr: "inherit", env: { ...process.env, ...shardProgressEnv(), [SHARD_PARENT_ENV.lock]: this.runLock?.token ?? "", [SHARD_PARENT_ENV.pid]: String(process.pid) } }),
       );
       const abort = () => children.forEach((c) => c.kill("SIGINT"));
       this.signal.addEventListener("abort", abort);

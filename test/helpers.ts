@@ -22,9 +22,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the CLI as a child process (in `cwd`, default this process's directory). */
+/**
+ * Run the CLI as a child process (in `cwd`, default this process's directory). Progress is off
+ * unless `env` asks for it: human lines on stderr, a run's summary on stdout (with
+ * SELFTUNE_PROGRESS=json, stdout carries the JSON progress and the summary goes to stderr).
+ */
 export async function cli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<CliResult> {
-  const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json", ...env } });
+  const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "off", ...env } });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { exitCode, stdout, stderr };
 }

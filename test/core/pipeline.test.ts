@@ -137,11 +137,11 @@ describe("pipeline", () => {
     expect(schema.properties.count.type).toBe("integer");
   });
 
-  test("progress is reported as JSON lines when not on a TTY", async () => {
+  test("progress is reported as JSON lines on stdout when not on a TTY", async () => {
     const dir = tempDir();
     const cfg = writeConfig(dir, "a.yaml", `name: p\nstages:\n  - plugin: ${numbers}\n    config: { count: 6 }\n`);
-    const r = await cli(["run", cfg, "--run-dir", join(dir, "run")]);
-    const events = r.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const r = await cli(["run", cfg, "--run-dir", join(dir, "run")], { SELFTUNE_PROGRESS: "" });
+    const events = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     expect(events.at(-1)).toMatchObject({ event: "progress", stage: "numbers", done: 6, total: 6 });
   });
 });
