@@ -2,7 +2,7 @@
 // rates with Wilson CIs per variant and type, paired McNemar tests with
 // BH-adjusted p per pair, Cohen's h, length distributions and the gate.
 import { TEST_TYPES, type TestType } from "./checks/spec.ts";
-import { benjaminiHochberg, cohensH, EXACT_THRESHOLD, mcnemar, pairedTable, significanceGate, wilson, type McNemarResult, type PairedTable } from "./stats.ts";
+import { benjaminiHochberg, cohensH, EXACT_THRESHOLD, mcnemar, newcombePairedDifference, PAIRED_CI_METHOD, pairedTable, significanceGate, wilson, type McNemarResult, type PairedTable } from "./stats.ts";
 
 export type Metric = "strict" | "loose";
 export type Scope = TestType | "overall";
@@ -35,6 +35,8 @@ export interface PairRow {
   candidateRate: number | null;
   baselineRate: number | null;
   difference: number | null;
+  /** CI of `difference` at the analysis's confidence (Newcombe's method 10; specs/statistics.md); null when n = 0. */
+  differenceCi: { lower: number; upper: number } | null;
   cohensH: number | null;
   test: McNemarResult["test"];
   statistic: number | null;
@@ -78,6 +80,8 @@ export interface Analysis {
   metric: Metric;
   alpha: number;
   confidence: number;
+  /** The method of every pair's `differenceCi`. */
+  differenceCiMethod: string;
   exactThreshold: number;
   types: TestType[];
   rates: RateRow[];
@@ -155,6 +159,7 @@ export function analyse(variants: { name: string; items: Outcome[] }[], o: Analy
       const cr = n ? (table.a + table.b) / n : null;
       const br = n ? (table.a + table.c) / n : null;
       const test = mcnemar(table, exactThreshold);
+      const dci = newcombePairedDifference(table, o.confidence);
       return {
         candidate: cand,
         baseline: base,
@@ -164,6 +169,7 @@ export function analyse(variants: { name: string; items: Outcome[] }[], o: Analy
         candidateRate: cr,
         baselineRate: br,
         difference: cr === null || br === null ? null : cr - br,
+        differenceCi: dci.difference === null ? null : { lower: dci.lower, upper: dci.upper },
         cohensH: cr === null || br === null ? null : cohensH(cr, br),
         test: test.test,
         statistic: test.statistic,
@@ -191,7 +197,7 @@ export function analyse(variants: { name: string; items: Outcome[] }[], o: Analy
   });
 
   const gates = (o.gates ?? (o.gate ? [o.gate] : [])).map((g) => decideGate(g, pairs, o.metric, names));
-  return { metric: o.metric, alpha: o.alpha, confidence: o.confidence, exactThreshold, types, rates, pairs, lengths, gates, gate: gates[0] ?? null };
+  return { metric: o.metric, alpha: o.alpha, confidence: o.confidence, differenceCiMethod: PAIRED_CI_METHOD, exactThreshold, types, rates, pairs, lengths, gates, gate: gates[0] ?? null };
 }
 
 export function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, names: string[]): GateOutcome {
@@ -201,7 +207,7 @@ export function decideGate(g: GateConfig, pairs: PairRow[], metric: Metric, name
   let rows = find(cand, base);
   if (rows.length === 0) {
     // The pair was analysed the other way round: swap the table so the candidate comes first.
-    rows = find(base, cand).map((r) => ({ ...r, candidate: cand, baseline: base, table: { a: r.table.a, b: r.table.c, c: r.table.b, d: r.table.d }, candidateRate: r.baselineRate, baselineRate: r.candidateRate, difference: r.difference === null ? null : -r.difference, cohensH: r.cohensH === null ? null : -r.cohensH }));
+    rows = find(base, cand).map((r) => ({ ...r, candidate: cand, baseline: base, table: { a: r.table.a, b: r.table.c, c: r.table.b, d: r.table.d }, candidateRate: r.baselineRate, baselineRate: r.candidateRate, difference: r.difference === null ? null : -r.difference, differenceCi: r.differenceCi && { lower: -r.differenceCi.upper, upper: -r.differenceCi.lower }, cohensH: r.cohensH === null ? null : -r.cohensH }));
   }
   if (rows.length === 0) throw new Error(`gate: no analysis of ${cand} vs ${base}`);
   const base0 = { name: `significance ${cand} vs ${base}`, candidate: cand, baseline: base, alpha: g.alpha, scope: g.scope };

@@ -40,7 +40,9 @@ function rateLine(r: RateRow, metric: "strict" | "loose"): string {
 function pairLine(p: PairRow): string {
   const d = p.difference === null ? "   -  " : `${p.difference >= 0 ? "+" : ""}${(100 * p.difference).toFixed(1)}`;
   const h = p.cohensH === null ? "-" : p.cohensH.toFixed(2);
-  return `  ${`${p.candidate} vs ${p.baseline}`.padEnd(22)} ${p.scope.padEnd(22)} diff ${d.padStart(6)} pts  h ${h.padStart(5)}  b/c ${p.table.b}/${p.table.c}  ${p.test.padEnd(14)} p ${formatP(p.p).padStart(8)}  adj ${formatP(p.pAdjusted).padStart(8)}${p.significant ? "  *" : ""}`;
+  const pts = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+  const ci = p.differenceCi === null ? "[   -  ,    -  ]" : `[${pts(p.differenceCi.lower).padStart(6)}, ${pts(p.differenceCi.upper).padStart(6)}]`;
+  return `  ${`${p.candidate} vs ${p.baseline}`.padEnd(22)} ${p.scope.padEnd(22)} diff ${d.padStart(6)} pts ${ci}  h ${h.padStart(5)}  b/c ${p.table.b}/${p.table.c}  ${p.test.padEnd(14)} p ${formatP(p.p).padStart(8)}  adj ${formatP(p.pAdjusted).padStart(8)}${p.significant ? "  *" : ""}`;
 }
 
 /** The readable summary: the same numbers as the JSON, in columns. */
@@ -59,7 +61,7 @@ export function summaryText(r: EvaluationResults): string {
   lines.push("", `success rates (${a.metric}):`);
   for (const row of a.rates) lines.push(rateLine(row, a.metric));
   if (a.pairs.length) {
-    lines.push("", "paired comparisons (* = adjusted p < alpha):");
+    lines.push("", `paired comparisons (diff = first − second in points, ${Math.round(a.confidence * 100)}% CI: ${a.differenceCiMethod ?? "none"}; * = adjusted p < alpha):`);
     for (const p of a.pairs) lines.push(pairLine(p));
   }
   lines.push("", "response length (words):");

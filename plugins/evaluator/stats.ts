@@ -146,3 +146,40 @@ export function formatP(p: number): string {
   if (p === 0) return "0";
   return p < 1e-4 ? p.toExponential(2) : p.toPrecision(3);
 }
+
+/** A confidence interval for the difference of two paired proportions. */
+export interface DifferenceInterval {
+  /** p_first − p_second; null when n = 0. */
+  difference: number | null;
+  lower: number;
+  upper: number;
+}
+
+/** Newcombe's hybrid score interval for the difference of paired proportions (Newcombe
+ *  1998, "Improved confidence intervals for the difference between binomial proportions
+ *  based on paired data", Stat Med 17:2635-2650, method 10). The Wilson intervals of the
+ *  two marginal rates are combined by "square and add", with the covariance of the paired
+ *  margins carried by φ, the correlation of the 2x2 table shrunk toward 0 as Newcombe
+ *  prescribes (ad − bc reduced by n/2 when above it, 0 in between). Chosen because it is
+ *  closed-form, stays inside [−1, 1], and keeps its coverage at small n and with rates
+ *  near 0 or 1 (our regime: 40 items per type), where the Wald interval does not. */
+export function newcombePairedDifference(t: PairedTable, confidence = 0.95): DifferenceInterval {
+  const { a, b, c, d } = t;
+  for (const x of [a, b, c, d]) if (!Number.isInteger(x) || x < 0) throw new RangeError(`newcombePairedDifference: cells must be non-negative integers, got ${a}/${b}/${c}/${d}`);
+  const n = a + b + c + d;
+  if (n === 0) return { difference: null, lower: -1, upper: 1 };
+  const p1 = (a + b) / n, p2 = (a + c) / n;
+  const w1 = wilson(a + b, n, confidence), w2 = wilson(a + c, n, confidence);
+  const margins = (a + b) * (c + d) * (a + c) * (b + d);
+  const cross = a * d - b * c;
+  const shrunk = cross > n / 2 ? cross - n / 2 : cross >= 0 ? 0 : cross;
+  // An empty margin makes φ undefined; Newcombe sets it to 0.
+  const phi = margins === 0 ? 0 : shrunk / Math.sqrt(margins);
+  const [l1, u1, l2, u2] = [p1 - w1.lower, w1.upper - p1, p2 - w2.lower, w2.upper - p2];
+  const below = Math.sqrt(Math.max(0, l1 * l1 - 2 * phi * l1 * u2 + u2 * u2));
+  const above = Math.sqrt(Math.max(0, u1 * u1 - 2 * phi * u1 * l2 + l2 * l2));
+  const diff = p1 - p2;
+  return { difference: diff, lower: Math.max(-1, diff - below), upper: Math.min(1, diff + above) };
+}
+
+export const PAIRED_CI_METHOD = "newcombe-hybrid-score (Newcombe 1998, method 10)";

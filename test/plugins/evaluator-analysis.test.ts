@@ -42,6 +42,23 @@ describe("analyse", () => {
     expect(overall.difference).toBeCloseTo(37 / 60, 12);
   });
 
+  test("each pair row carries Newcombe's CI of candidate − baseline (Newcombe 1998, Table II example (a))", () => {
+    // 50 paired items: 36 both succeed, 12 only the candidate (sft), 2 only the baseline, 0 neither.
+    const cand = outcomes({ factual: ones(36) + ones(12) + zeros(2) });
+    const basel = outcomes({ factual: ones(36) + zeros(12) + ones(2) });
+    const a = analyse([{ name: "base", items: basel }, { name: "sft", items: cand }], opts);
+    expect(a.differenceCiMethod).toMatch(/Newcombe 1998, method 10/);
+    const overall = a.pairs.find((p) => p.scope === "overall")!;
+    expect([overall.candidate, overall.baseline]).toEqual(["sft", "base"]);
+    expect(overall.table).toEqual({ a: 36, b: 12, c: 2, d: 0 });
+    expect(Math.round(overall.differenceCi!.lower * 1e4) / 1e4).toBe(0.0569);
+    expect(Math.round(overall.differenceCi!.upper * 1e4) / 1e4).toBe(0.3404);
+    // The other way round, the interval is negated.
+    const rev = analyse([{ name: "base", items: basel }, { name: "sft", items: cand }], { ...opts, pairs: [["base", "sft"]] }).pairs.find((p) => p.scope === "overall")!;
+    expect(rev.differenceCi!.lower).toBeCloseTo(-overall.differenceCi!.upper, 12);
+    expect(rev.differenceCi!.upper).toBeCloseTo(-overall.differenceCi!.lower, 12);
+  });
+
   test("default pairs: each variant against every earlier one; explicit pairs override", () => {
     const dpo = sft;
     const three = [{ name: "base", items: base }, { name: "sft", items: sft }, { name: "dpo", items: dpo }];

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildOutputs, type ResponseRecord } from "../../plugins/evaluator/outputs.ts";
 import { esc, renderReport } from "../../plugins/evaluator/report.ts";
-import type { EvaluationResults, VariantRecord } from "../../plugins/evaluator/results.ts";
+import { summaryText, type EvaluationResults, type VariantRecord } from "../../plugins/evaluator/results.ts";
 import { TEST_TYPES } from "../../plugins/evaluator/checks/spec.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -53,6 +53,17 @@ describe("report HTML (static)", () => {
     const r = fixture();
     r.variants[0]!.model.path = "/m/<script>alert(1)</script>.gguf";
     expect(renderReport(r)).not.toContain("<script>");
+  });
+
+  test("summary.txt: every paired row shows its difference with the CI of the results, and names the method", () => {
+    const r = fixture();
+    const text = summaryText(r);
+    expect(text).toContain("Newcombe 1998, method 10");
+    const pts = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+    for (const p of r.analysis.pairs) {
+      const line = text.split("\n").find((l) => l.includes(`${p.candidate} vs ${p.baseline}`) && l.split(/\s+/).includes(p.scope))!;
+      expect(line).toMatch(new RegExp(`\\[\\s*\\${pts(p.differenceCi!.lower)}, \\s*\\${pts(p.differenceCi!.upper)}\\]`));
+    }
   });
 
   test("deterministic: the same results render the same bytes", () => {

@@ -1,6 +1,6 @@
 // Statistics against published reference values (sources cited per test).
 import { describe, expect, test } from "bun:test";
-import { benjaminiHochberg, chiSquareSurvival, cohensH, EXACT_THRESHOLD, exactBinomialTwoSided, formatP, mcnemar, pairedTable, significanceGate, wilson, zCritical } from "../../plugins/evaluator/stats.ts";
+import { benjaminiHochberg, chiSquareSurvival, cohensH, EXACT_THRESHOLD, exactBinomialTwoSided, formatP, mcnemar, newcombePairedDifference, pairedTable, significanceGate, wilson, zCritical } from "../../plugins/evaluator/stats.ts";
 
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
@@ -152,5 +152,58 @@ describe("significance gate", () => {
     expect(formatP(4.1145e-5)).toBe("4.11e-5");
     expect(formatP(0.0703125)).toBe("0.0703");
     expect(formatP(0)).toBe("0");
+  });
+});
+
+describe("Newcombe hybrid score interval for a paired difference (method 10)", () => {
+  // Newcombe RG (1998), "Improved confidence intervals for the difference between binomial
+  // proportions based on paired data", Stat Med 17:2635-2650, Table II, method 10, 95 %.
+  // Cells e, f, g, h: both succeed, first only, second only, neither; difference (f − g)/n.
+  const table2: [number, number, number, number, number, number][] = [
+    [36, 12, 2, 0, 0.0569, 0.3404],
+    [18, 12, 2, 18, 0.0562, 0.329],
+    [53, 0, 0, 1, -0.0729, 0.0729],
+    [0, 30, 0, 0, 0.8395, 1.0],
+  ];
+  for (const [a, b, c, d, lo, hi] of table2) {
+    test(`${a}/${b}/${c}/${d} -> [${lo}, ${hi}] (Newcombe 1998, Table II)`, () => {
+      const ci = newcombePairedDifference({ a, b, c, d });
+      expect(ci.difference).toBeCloseTo((b - c) / (a + b + c + d), 12);
+      expect(round4(ci.lower)).toBe(lo);
+      expect(round4(ci.upper)).toBe(hi);
+    });
+  }
+
+  test("phi is shrunk toward 0 as Newcombe prescribes: example (b) without the shrinkage would be [0.0618, 0.3239]", () => {
+    // ad − bc = 324 − 24 = 300 > n/2 = 25: the shrunk phi gives the published, wider interval.
+    const ci = newcombePairedDifference({ a: 18, b: 12, c: 2, d: 18 });
+    expect(round4(ci.lower)).not.toBe(0.0618);
+    expect(round4(ci.upper)).not.toBe(0.3239);
+  });
+
+  test("swapping the variants negates the interval; it contains the difference and stays in [-1, 1]", () => {
+    const x = newcombePairedDifference({ a: 20, b: 9, c: 4, d: 7 });
+    const y = newcombePairedDifference({ a: 20, b: 4, c: 9, d: 7 });
+    expect(y.lower).toBeCloseTo(-x.upper, 12);
+    expect(y.upper).toBeCloseTo(-x.lower, 12);
+    expect(x.lower).toBeLessThan(x.difference!);
+    expect(x.upper).toBeGreaterThan(x.difference!);
+    const all = newcombePairedDifference({ a: 0, b: 0, c: 40, d: 0 });
+    expect(all.lower).toBe(-1);
+    // Both margins empty, so φ = 0: upper = −1 + √2 · z²/(n + z²) (each Wilson half at 0/n and n/n is z²/(n + z²)).
+    expect(round4(all.upper)).toBe(-0.8761);
+  });
+
+  test("no items: difference null, interval [-1, 1]; impossible cells are rejected", () => {
+    expect(newcombePairedDifference({ a: 0, b: 0, c: 0, d: 0 })).toEqual({ difference: null, lower: -1, upper: 1 });
+    expect(() => newcombePairedDifference({ a: -1, b: 0, c: 0, d: 1 })).toThrow(RangeError);
+    expect(() => newcombePairedDifference({ a: 1.5, b: 0, c: 0, d: 1 })).toThrow(RangeError);
+  });
+
+  test("a wider confidence level gives a wider interval", () => {
+    const t = { a: 18, b: 12, c: 2, d: 18 };
+    const i95 = newcombePairedDifference(t, 0.95), i99 = newcombePairedDifference(t, 0.99);
+    expect(i99.lower).toBeLessThan(i95.lower);
+    expect(i99.upper).toBeGreaterThan(i95.upper);
   });
 });
