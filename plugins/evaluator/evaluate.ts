@@ -97,6 +97,8 @@ export interface EvaluateOptions {
   instructions: readonly TestInstruction[];
   generator: Generator;
   format: PromptFormat;
+  /** Per variant (parallel to `variants`), where one is prompted otherwise (the in-context baseline); default `format` for all. */
+  formats?: readonly PromptFormat[];
   decode: DecodeOptions;
   batchSize: number;
   cacheDir: string;
@@ -115,13 +117,25 @@ export interface VariantEvaluation {
 
 /** Returns null when interrupted (the cache keeps every finished batch). */
 export async function evaluateVariants(o: EvaluateOptions): Promise<VariantEvaluation[] | null> {
-  const prompts = o.instructions.map((it) => {
-    const prompt = o.format.prompt(it.instruction);
-    return { it, prompt, promptSha256: sha256(prompt) };
-  });
+  if (o.formats && o.formats.length !== o.variants.length) throw new Error(`${o.formats.length} prompt formats for ${o.variants.length} variants`);
+  // Prompts are built once per format: variants that share it share them.
+  const built = new Map<PromptFormat, { it: TestInstruction; prompt: string; promptSha256: string }[]>();
+  const promptsFor = (format: PromptFormat) => {
+    let p = built.get(format);
+    if (!p) {
+      p = o.instructions.map((it) => {
+        const prompt = format.prompt(it.instruction);
+        return { it, prompt, promptSha256: sha256(prompt) };
+      });
+      built.set(format, p);
+    }
+    return p;
+  };
   const out: VariantEvaluation[] = [];
   for (const [vi, variant] of o.variants.entries()) {
     const identity = o.identities[vi]!;
+    const format = o.formats?.[vi] ?? o.format;
+    const prompts = promptsFor(format);
     const cache = new ResponseCache(o.cacheDir, identity.hash);
     const missing = prompts.filter((p) => !cache.get(p.it.id, p.promptSha256));
     const cachedCount = prompts.length - missing.length;
@@ -146,7 +160,7 @@ export async function evaluateVariants(o: EvaluateOptions): Promise<VariantEvalu
       }
     } else o.log?.(`variant '${variant.name}': all ${prompts.length} responses cached, model not loaded`);
     const missingIds = new Set(missing.map((m) => m.it.id));
-    const items = prompts.map((p) => scoreItem(p.it, p.promptSha256, { ...cache.get(p.it.id, p.promptSha256)!, cached: !missingIds.has(p.it.id) }, o.format));
+    const items = prompts.map((p) => scoreItem(p.it, p.promptSha256, { ...cache.get(p.it.id, p.promptSha256)!, cached: !missingIds.has(p.it.id) }, format));
     out.push({ variant: identity, items, generated: missing.length, cached: cachedCount, loadInfo });
   }
   return out;

@@ -9,6 +9,7 @@ import { sha256File } from "../../core/artifacts.ts";
 import { definePlugin, optional, type StageContext } from "../../core/plugin.ts";
 import { cleanResponse, responseStopStrings } from "../prompts/clean.ts";
 import { buildResponsePrompt, PROMPT_FORMAT_VERSION } from "../prompts/prompts.ts";
+import { RESPONSE_POOL } from "../prompts/pool.ts";
 import { loadOptionsNextTo, readModelInfo } from "../loader/open.ts";
 import { ModelInfoKind, TestInstructionKind } from "../shared/kinds.ts";
 import { DpoAdapterKind } from "../dpo/kinds.ts";
@@ -19,6 +20,8 @@ import { validateInstructions, type PromptFormat } from "./evaluate.ts";
 import { readIfevalTests } from "./ifeval/tests.ts";
 import { resolveGenerator, Variant, type DecodeOptions, type LoadableVariant } from "./generator.ts";
 import { EvaluationRateKind } from "./outputs.ts";
+import { FEW_SHOT_BASELINE_DEFAULT, FEW_SHOT_VARIANT, FewShotBaselineConfig, fewShotPool } from "./fewshot.ts";
+import type { FewShotExample } from "../prompts/pool.ts";
 import { runEvaluation } from "./stage.ts";
 import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "./stats.ts";
 
@@ -45,9 +48,11 @@ export const EvaluationFields = {
 
 /** The run's own variants: `base` (the `model` input) and one per wired adapter input. */
 export const RUN_ADAPTERS = ["sft", "dpo", "dpo-only"] as const;
-export const RUN_VARIANTS = ["base", ...RUN_ADAPTERS] as const;
-/** The comparisons of interest among them ([candidate, baseline]), each where both are evaluated. */
-export const RUN_COMPARISONS: [string, string][] = [["sft", "base"], ["dpo", "sft"], ["dpo", "dpo-only"]];
+/** `base+few-shot` (the in-context baseline, fewshot.ts) comes with `base` unless turned off. */
+export const RUN_VARIANTS = ["base", FEW_SHOT_VARIANT, ...RUN_ADAPTERS] as const;
+/** The comparisons of interest among them ([candidate, baseline]), each where both are evaluated:
+ *  training against the bare model, against a good prompt of it, and DPO's own steps. */
+export const RUN_COMPARISONS: [string, string][] = [["sft", "base"], ["sft", FEW_SHOT_VARIANT], ["dpo", "sft"], ["dpo", FEW_SHOT_VARIANT], ["dpo", "dpo-only"]];
 
 export const EvaluatorConfig = z
   .strictObject({
@@ -70,6 +75,8 @@ export const EvaluatorConfig = z
         scope: z.enum(["overall", "per_type"]).default("overall"),
       })
       .optional(),
+    /** The in-context baseline `base+few-shot`, evaluated wherever the run's base model is (fewshot.ts). */
+    fewShotBaseline: FewShotBaselineConfig.default(FEW_SHOT_BASELINE_DEFAULT),
     /** Response cache; default <runDir>/.cache/evaluator. Relative to the config file. */
     cacheDir: z.string().optional(),
     /** An IFEval-format file (relative to the config file) evaluated beside or instead of the `tests` input (specs/evaluation.md §8). */
@@ -98,15 +105,17 @@ function gateCompares(c: Pick<EvaluatorConfig, "gate">): [string, string][] {
   return Array.isArray(cmp[0]) ? (cmp as [string, string][]) : [cmp as [string, string]];
 }
 
-export function promptFormat(c: Pick<EvaluatorConfig, "fewShot" | "fewShotSeed" | "cleanBlankLines">): PromptFormat {
+/** `pool` narrows where few-shot examples come from (the in-context baseline: without the test instructions). */
+export function promptFormat(c: Pick<EvaluatorConfig, "fewShot" | "fewShotSeed" | "cleanBlankLines">, pool?: readonly FewShotExample[]): PromptFormat {
+  const excluded = pool ? RESPONSE_POOL.filter((e) => !pool.includes(e)).map((e) => e.id) : [];
   return {
     // One key for every item: all prompts share the few-shot header (and its KV cache).
-    prompt: (instruction) => buildResponsePrompt(instruction, { seed: c.fewShotSeed, key: "evaluation", k: c.fewShot }).prompt,
+    prompt: (instruction) => buildResponsePrompt(instruction, { seed: c.fewShotSeed, key: "evaluation", k: c.fewShot, pool }).prompt,
     clean: (raw, hitMaxTokens) => {
       const r = cleanResponse(raw, { hitMaxTokens, blankLines: c.cleanBlankLines });
       return { text: r.response, stopReason: r.stopReason };
     },
-    identity: { format: "response", version: PROMPT_FORMAT_VERSION, fewShot: c.fewShot, fewShotSeed: c.fewShotSeed, cleanBlankLines: c.cleanBlankLines },
+    identity: { format: "response", version: PROMPT_FORMAT_VERSION, fewShot: c.fewShot, fewShotSeed: c.fewShotSeed, cleanBlankLines: c.cleanBlankLines, ...(excluded.length ? { fewShotExcluded: excluded } : {}) },
   };
 }
 
@@ -134,6 +143,8 @@ async function runVariants(ctx: Ctx): Promise<LoadableVariant[]> {
   const info = await readModelInfo(ctx.inputs.model);
   const load = loadOptionsNextTo(ctx.inputs.model.path);
   const out: LoadableVariant[] = [{ name: "base", model: info.path, adapters: [], load }];
+  // The same model and load as base: only the prompt differs (variantFormats).
+  if (ctx.config.fewShotBaseline.enabled) out.push({ name: FEW_SHOT_VARIANT, model: info.path, adapters: [], load });
   for (const slot of wired) {
     const art = ctx.inputs[slot]!;
     // An adapter of another base file loads (same architecture) and quietly means nothing.
@@ -160,7 +171,11 @@ function checkNames(c: EvaluatorConfig, names: string[]): void {
   for (const [where, p] of [...(c.pairs ?? []).map((p) => ["pairs", p] as const), ...gateCompares(c).map((p) => ["gate.compare", p] as const)]) {
     for (const n of p) {
       if (names.includes(n)) continue;
-      const hint = (RUN_ADAPTERS as readonly string[]).includes(n) ? `: wire its adapter (inputs: { ${n}: <stage> })` : n === "base" ? ": wire the run's model (inputs: { model: <loader stage> })" : "";
+      const hint = (RUN_ADAPTERS as readonly string[]).includes(n)
+        ? `: wire its adapter (inputs: { ${n}: <stage> })`
+        : n === "base" || n === FEW_SHOT_VARIANT
+          ? `: wire the run's model (inputs: { model: <loader stage> })${n === FEW_SHOT_VARIANT ? " and keep fewShotBaseline.enabled" : ""}`
+          : "";
       throw new Error(`evaluator: ${where} names '${n}', which is not evaluated (variants: ${names.join(", ")})${hint}`);
     }
   }
@@ -190,25 +205,43 @@ export default definePlugin({
     if (tests.length === 0) throw new Error("evaluator: no test instructions: wire a test-set stage (inputs: { tests: <stage> }) or give ifeval: { path }");
     validateInstructions(tests);
     const format = promptFormat(c);
+    const formats = variantFormats(c, variants, tests.map((t) => t.instruction), format);
     const decode: DecodeOptions = { maxTokens: c.maxTokens, stop: responseStopStrings(c.cleanBlankLines) };
     const hashes = new FileHashes(cacheDir);
     const identities = [];
-    for (const v of variants) identities.push(await identifyVariant(v, decode, format.identity, hashes));
+    for (const [i, v] of variants.entries()) identities.push(await identifyVariant(v, decode, formats[i]!.identity, hashes));
     if (own.length && ctx.inputs.model) {
       const info = await readModelInfo(ctx.inputs.model);
       if (identities[0]!.model.sha256 !== info.sha256) throw new Error(`evaluator: model ${info.path} changed since the load stage recorded it (sha256 ${identities[0]!.model.sha256.slice(0, 12)}, recorded ${info.sha256.slice(0, 12)}): re-run from the load stage`);
     }
     const testSetSha256 = await sha256File(ctx.inputs.tests?.path ?? ifevalFile!);
     const ifeval = ifevalFile ? { path: ifevalFile, sha256: await sha256File(ifevalFile), semantics: c.ifeval!.semantics } : undefined;
-    Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length, ...(ifeval ? { ifeval } : {}) } });
+    Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length, ...(ifeval ? { ifeval } : {}) }, ...fewShotRecord(variants, formats) });
 
     const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir, { services: ctx.services, signal: ctx.signal, log: ctx.log });
-    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)) });
+    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, formats, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)) });
     if (!done) return; // interrupted: finished batches are in the cache
     for (const g of done.results.analysis.gates) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { candidate: g.candidate, baseline: g.baseline, alpha: g.alpha, scope: g.scope } });
     ctx.log.info(done.summary);
   },
 });
+
+/**
+ * Each variant's prompt format: `format` for all but the run's `base+few-shot`, which gets
+ * fewShotBaseline's k examples (seeded, from the pool minus the test instructions) before
+ * every item; the cleaning is the same for all.
+ */
+export function variantFormats(c: Pick<EvaluatorConfig, "fewShotBaseline" | "cleanBlankLines">, variants: readonly { name: string }[], instructions: readonly string[], format: PromptFormat): PromptFormat[] {
+  const fs = c.fewShotBaseline;
+  const fewShot = variants.some((v) => v.name === FEW_SHOT_VARIANT) ? promptFormat({ fewShot: fs.k, fewShotSeed: fs.seed, cleanBlankLines: c.cleanBlankLines }, fewShotPool(instructions)) : null;
+  return variants.map((v) => (v.name === FEW_SHOT_VARIANT ? fewShot! : format));
+}
+
+/** What the in-context baseline was prompted with, for provenance (nothing when it is not evaluated). */
+function fewShotRecord(variants: readonly { name: string }[], formats: readonly PromptFormat[]): Record<string, unknown> {
+  const i = variants.findIndex((v) => v.name === FEW_SHOT_VARIANT);
+  return i < 0 ? {} : { fewShotBaseline: { variant: FEW_SHOT_VARIANT, prompt: formats[i]!.identity } };
+}
 
 /** The analysis options of a stage whose variants are `names` (in evaluation order), `own` of them the run's own. */
 export function analysisOptions(c: Pick<EvaluatorConfig, "metric" | "alpha" | "confidence" | "exactThreshold" | "pairs" | "gate">, names: string[], own: string[] = []): AnalysisOptions {

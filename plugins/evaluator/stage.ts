@@ -11,7 +11,7 @@ import type { EvaluationResults } from "./results.ts";
 
 type Ctx = Pick<StageContext<unknown, Record<never, never>, { rates: typeof EvaluationRateKind }>, "progress" | "log" | "signal" | "provenance" | "writeFile" | "outputs">;
 
-export interface EvaluationStage extends Pick<EvaluateOptions, "variants" | "identities" | "generator" | "format" | "decode" | "batchSize" | "cacheDir"> {
+export interface EvaluationStage extends Pick<EvaluateOptions, "variants" | "identities" | "generator" | "format" | "formats" | "decode" | "batchSize" | "cacheDir"> {
   tests: readonly (EvaluateOptions["instructions"][number] & { template: string })[];
   testSetSha256: string;
   options: AnalysisOptions;
@@ -29,6 +29,7 @@ export async function runEvaluation(ctx: Ctx, s: EvaluationStage): Promise<{ res
     instructions: s.tests,
     generator: s.generator,
     format: s.format,
+    formats: s.formats,
     decode: s.decode,
     batchSize: s.batchSize,
     cacheDir: s.cacheDir,

@@ -77,9 +77,10 @@ export interface BuiltPrompt {
   fewShotIds: string[];
 }
 
-/** Choose the examples and render the response prompt in one call. */
-export function buildResponsePrompt(instruction: string, opts: { seed: number; key: string; k: number }): BuiltPrompt {
-  const examples = selectFewShot(opts.seed, opts.key, opts.k);
+/** Choose the examples and render the response prompt in one call. `pool` (default the
+ *  response pool) narrows where they come from, e.g. without an evaluated instruction. */
+export function buildResponsePrompt(instruction: string, opts: { seed: number; key: string; k: number; pool?: readonly FewShotExample[] }): BuiltPrompt {
+  const examples = selectFewShot(opts.seed, opts.key, opts.k, opts.pool);
   const prompt = responsePrompt(instruction, examples);
   return { prompt, header: examples.map((e) => formatExample(e.instruction, e.response)).join(""), fewShotIds: examples.map((e) => e.id) };
 }

@@ -1,18 +1,22 @@
-// Issue 11 item 4 / issue 12 item 6: one evaluator run over base, SFT, DPO and DPO-only: the
+// Issue 11 item 4 / issue 12 item 6 / issue 13 item 4: one evaluator run over base, the in-context
+// baseline base+few-shot, SFT, DPO and DPO-only: the
 // smoke config on its tiny synthesized model, the run's model and adapters wired as the
 // evaluator's (optional) inputs, one model load for the four variants (adapters applied per
 // call), and a report whose paired rows and gates cover SFT vs base, DPO vs SFT and DPO vs
-// DPO-only. A config still naming the folded `pipeline-evaluator` gets a config error.
+// DPO-only, and SFT and DPO vs base+few-shot. A config still naming the folded `pipeline-evaluator` gets a config error.
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, ROOT, tempDir } from "../helpers.ts";
 import { expectOk, manifest } from "../plugins/generate-helpers.ts";
+import { sha256 } from "../../core/provenance.ts";
+import { fewShotPool } from "../../plugins/evaluator/fewshot.ts";
+import { buildResponsePrompt } from "../../plugins/prompts/prompts.ts";
 
 setDefaultTimeout(300_000);
 
 describe("the evaluator on the run's own variants", () => {
-  test("base, sft, dpo and dpo-only in one run; the report covers the three comparisons, each gated", async () => {
+  test("base, base+few-shot, sft, dpo and dpo-only in one run; the report covers the five comparisons, each gated", async () => {
     const dir = tempDir();
     const config = join(dir, "pipeline.yaml");
     // The smoke config ends with testset + evaluator over the run's sft, dpo and dpo-only
@@ -28,7 +32,8 @@ describe("the evaluator on the run's own variants", () => {
     expect(ev.status).toBe("done");
     const wired = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).stages.evaluator.inputs;
     expect(Object.fromEntries(Object.entries(wired).map(([slot, w]) => [slot, (w as { stage: string }).stage]))).toEqual({ tests: "testset", model: "load", sft: "sft", dpo: "dpo", "dpo-only": "dpo-only" });
-    expect(ev.gates.map((g) => g.name)).toEqual(["significance sft vs base", "significance dpo vs sft", "significance dpo vs dpo-only"]);
+    const PAIRS = ["sft/base", "sft/base+few-shot", "dpo/sft", "dpo/base+few-shot", "dpo/dpo-only"];
+    expect(ev.gates.map((g) => g.name)).toEqual(PAIRS.map((p) => `significance ${p.replace("/", " vs ")}`));
     // The four variants were one model load: the last one before the evaluator started (the
     // training stages release the service's model), none after.
     const log = r.stderr.slice(r.stderr.indexOf("stage 'evaluator' (evaluator"));
@@ -36,16 +41,23 @@ describe("the evaluator on the run's own variants", () => {
 
     const results = JSON.parse(readFileSync(join(runDir, "evaluator/evaluation_results.json"), "utf8"));
     const overall = results.analysis.pairs.filter((p: { scope: string }) => p.scope === "overall").map((p: { candidate: string; baseline: string }) => `${p.candidate}/${p.baseline}`);
-    expect(overall).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
-    expect(results.analysis.gates.map((g: { candidate: string; baseline: string }) => `${g.candidate}/${g.baseline}`)).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
+    expect(overall).toEqual(PAIRS);
+    expect(results.analysis.gates.map((g: { candidate: string; baseline: string }) => `${g.candidate}/${g.baseline}`)).toEqual(PAIRS);
     // The variants differ in their adapters only, and each adapter is the wired stage's file.
     const variants = results.variants as { name: string; model: { sha256: string }; adapters: { path: string }[] }[];
-    expect(variants.map((v) => v.name)).toEqual(["base", "sft", "dpo", "dpo-only"]);
+    expect(variants.map((v) => v.name)).toEqual(["base", "base+few-shot", "sft", "dpo", "dpo-only"]);
     expect(new Set(variants.map((v) => v.model.sha256)).size).toBe(1);
-    expect(variants.map((v) => v.adapters.map((a) => a.path))).toEqual([[], [join(runDir, "sft/adapter.gguf")], [join(runDir, "dpo/adapter.gguf")], [join(runDir, "dpo-only/adapter.gguf")]]);
+    expect(variants.map((v) => v.adapters.map((a) => a.path))).toEqual([[], [], [join(runDir, "sft/adapter.gguf")], [join(runDir, "dpo/adapter.gguf")], [join(runDir, "dpo-only/adapter.gguf")]]);
+    // The in-context baseline (issue 13 item 4) was prompted with the builder's few-shot prompt
+    // (seed 0, k 3, one header), base zero-shot; its provenance says so.
+    const lines = (v: string) => readFileSync(join(runDir, `evaluator/${v}.responses.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { instruction: string; promptSha256: string });
+    const fewShot = lines("base+few-shot");
+    expect(fewShot.map((r) => r.promptSha256)).toEqual(fewShot.map((r) => sha256(buildResponsePrompt(r.instruction, { seed: 0, key: "evaluation", k: 3, pool: fewShotPool(fewShot.map((x) => x.instruction)) }).prompt)));
+    expect(lines("base").map((r) => r.promptSha256)).toEqual(fewShot.map((r) => sha256(`Instruction: ${r.instruction}\nResponse:`)));
+    expect(ev.provenance.extra.fewShotBaseline).toMatchObject({ variant: "base+few-shot", prompt: { fewShot: 3, fewShotSeed: 0 } });
     // report.html shows every comparison's gate, not only the first.
     const html = readFileSync(join(runDir, "evaluator/report.html"), "utf8");
-    expect([...html.matchAll(/<p class="gate" data-candidate="([^"]+)" data-baseline="([^"]+)"/g)].map((x) => `${x[1]}/${x[2]}`)).toEqual(["sft/base", "dpo/sft", "dpo/dpo-only"]);
+    expect([...html.matchAll(/<p class="gate" data-candidate="([^"]+)" data-baseline="([^"]+)"/g)].map((x) => `${x[1]}/${x[2]}`)).toEqual(PAIRS);
     // `selftune report` rebuilds the same analysis (the default pairs come from the run's own variants).
     const before = results.analysis;
     const rebuilt = await cli(["report", runDir]);
