@@ -10,6 +10,7 @@ import { renderReport } from "./report.ts";
 import { REPORT_FILE, responsesFile, RESULTS_FILE, SUMMARY_FILE, summaryText, type EvaluationResults, type VariantRecord } from "./results.ts";
 import type { ScoredItem } from "./evaluate.ts";
 import { ifevalResults } from "./ifeval/metrics.ts";
+import { pickExamples } from "./examples.ts";
 
 /** One line of `<variant>.responses.jsonl`. */
 export const ResponseRecord = z.strictObject({
@@ -86,7 +87,7 @@ export function buildOutputs(input: BuildInput): BuiltOutputs {
   const files: Record<string, string> = {
     [RESULTS_FILE]: JSON.stringify(results, null, 2) + "\n",
     [SUMMARY_FILE]: summaryText(results),
-    [REPORT_FILE]: renderReport(results),
+    [REPORT_FILE]: renderReport(results, pickExamples(input.variants.map((v) => ({ name: v.record.name, responses: v.responses })), analysis.metric)),
   };
   return { results, files };
 }

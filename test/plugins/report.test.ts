@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { buildOutputs, type ResponseRecord } from "../../plugins/evaluator/outputs.ts";
+import { buildOutputs, type BuiltOutputs, type ResponseRecord } from "../../plugins/evaluator/outputs.ts";
+import { EXAMPLE_MAX_CHARS, EXAMPLES_PER_TYPE } from "../../plugins/evaluator/examples.ts";
 import { esc, renderReport } from "../../plugins/evaluator/report.ts";
 import { summaryText, type EvaluationResults, type VariantRecord } from "../../plugins/evaluator/results.ts";
 import { TEST_TYPES } from "../../plugins/evaluator/checks/spec.ts";
@@ -15,8 +16,12 @@ import { TEST_TYPES } from "../../plugins/evaluator/checks/spec.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const skipBrowser = process.env.SELFTUNE_SKIP_BROWSER === "1";
 
-/** Three variants on 5 types x 10 items; success patterns chosen per variant. */
-function fixture(gates?: [string, string][]): EvaluationResults {
+/** A long response (over the examples' cut) for item 1, markup-like text everywhere (must be shown as text). */
+const responseText = (name: string, type: string, k: number) => `resp ${name} ${type} ${k} <i>&amp;</i> <script>x()</script>` + (k === 1 ? ` ${"y".repeat(700)}` : "");
+
+/** Three variants on 5 types x 10 items; success patterns chosen per variant. Even items
+ *  carry an IFEval instruction id on their check, so the IFEval section is there too. */
+function built(gates?: [string, string][]): BuiltOutputs {
   const names = ["base", "sft", "dpo"];
   const variants = names.map((name, vi) => {
     const record: VariantRecord = { name, hash: `h${vi}`.padEnd(64, "0"), model: { path: "/m/base.gguf", sha256: "a".repeat(64) }, adapters: vi ? [{ path: `/m/${name}.gguf`, sha256: "b".repeat(64), scale: 1 }] : [], responsesFile: `${name}.responses.jsonl`, generated: 50, cached: 0, loadInfo: null };
@@ -25,13 +30,16 @@ function fixture(gates?: [string, string][]): EvaluationResults {
       for (let k = 0; k < 10; k++) {
         const ok = k < 2 + vi * 3 + (ti % 2); // base ~2-3/10, sft ~5-6/10, dpo ~8-9/10
         const w = 5 + vi * 12 + ((k * 7 + ti) % 9);
-        responses.push({ variant: name, variantHash: record.hash, id: `${type}-${k}`, type, template: null, instruction: `do ${type} ${k} <b>&`, promptSha256: "c".repeat(64), raw: "x", response: "x", stopReason: "END", tokens: w, stop: "eos", words: w, cached: false, checks: [], success: { strict: ok, loose: ok || k === 9 } });
+        const response = responseText(name, type, k);
+        const checks = [{ type: "word_count", ...(k % 2 === 0 ? { instruction: "length_constraints:number_words" } : {}), strict: ok, loose: ok || k === 9, detail: `${w} words, need <${w + 1}> & more` }];
+        responses.push({ variant: name, variantHash: record.hash, id: `${type}-${k}`, type, template: null, instruction: `do ${type} ${k} <b>&`, promptSha256: "c".repeat(64), raw: response, response, stopReason: "END", tokens: w, stop: "eos", words: w, cached: false, checks, success: { strict: ok, loose: ok || k === 9 } });
       }
     });
     return { record, responses };
   });
-  return buildOutputs({ variants, options: { metric: "strict", alpha: 0.01, confidence: 0.95, ...(gates ? { pairs: gates, gates: gates.map((compare) => ({ alpha: 0.01, compare, scope: "overall" as const })) } : { gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }) }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" }).results;
+  return buildOutputs({ variants, options: { metric: "strict", alpha: 0.01, confidence: 0.95, ...(gates ? { pairs: gates, gates: gates.map((compare) => ({ alpha: 0.01, compare, scope: "overall" as const })) } : { gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }) }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" });
 }
+const fixture = (gates?: [string, string][]): EvaluationResults => built(gates).results;
 
 describe("report HTML (static)", () => {
   test("every comparison's gate is shown, in order, with its decision (not only the first)", () => {
@@ -43,9 +51,15 @@ describe("report HTML (static)", () => {
   });
 
   test("self-contained: no script, stylesheet link, external URL or font", () => {
-    const html = renderReport(fixture());
+    // The full report (with the examples, whose responses contain markup) is checked.
+    const html = built().files["report.html"]!;
     expect(html).toStartWith("<!doctype html>");
     expect(html).not.toMatch(/<script|<link|<img|<iframe|\bsrc=|url\(|@import|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+
+  test("the report written with the results shows examples; without responses it has none", () => {
+    expect(built().files["report.html"]).toContain('data-section="examples"');
+    expect(renderReport(fixture())).not.toContain('data-section="examples"');
   });
 
   test("text from the data is escaped", () => {
@@ -74,14 +88,15 @@ describe("report HTML (static)", () => {
 describe.skipIf(skipBrowser)("report HTML in headless Chromium", () => {
   let context: BrowserContext;
   let page: Page;
-  const results = fixture();
+  const outputs = built();
+  const results = outputs.results;
   const requests: string[] = [];
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install -y chromium (or SELFTUNE_SKIP_BROWSER=1)`);
     const dir = mkdtempSync(join(tmpdir(), "selftune-report-"));
     const file = join(dir, "report.html");
-    writeFileSync(file, renderReport(results));
+    writeFileSync(file, outputs.files["report.html"]!);
     // A fresh profile directory per run (Playwright's way of passing --user-data-dir).
     context = await chromium.launchPersistentContext(join(dir, "profile"), {
       executablePath: CHROMIUM,
@@ -148,6 +163,82 @@ describe.skipIf(skipBrowser)("report HTML in headless Chromium", () => {
   test("the gate decision and the tables are shown", async () => {
     const text = await page.locator("body").innerText();
     expect(text).toContain("Gate significance sft vs base: PASS");
-    expect(await page.locator("table").count()).toBe(4);
+    // rates, pairs, IFEval's four metrics, IFEval per id, lengths, provenance
+    expect(await page.locator("table").count()).toBe(6);
+  });
+
+  test("paired-differences chart: a CI whisker per pair and scope carrying results.json's differenceCi", async () => {
+    const chart = page.locator('svg[data-chart="paired-differences"]');
+    const cis = await chart.locator("g.dci").evaluateAll((els) => els.map((e) => ({ c: e.getAttribute("data-candidate"), b: e.getAttribute("data-baseline"), t: e.getAttribute("data-type"), lo: Number(e.getAttribute("data-ci-lower")), hi: Number(e.getAttribute("data-ci-upper")), title: e.querySelector("title")?.textContent ?? "" })));
+    expect(cis.length).toBe(results.analysis.pairs.length);
+    const json = JSON.parse(outputs.files["evaluation_results.json"]!) as EvaluationResults;
+    for (const m of cis) {
+      const row = json.analysis.pairs.find((p) => p.candidate === m.c && p.baseline === m.b && p.scope === m.t)!;
+      expect(m.lo).toBeCloseTo(row.differenceCi!.lower, 5);
+      expect(m.hi).toBeCloseTo(row.differenceCi!.upper, 5);
+      expect(m.lo).toBeLessThanOrEqual(row.difference!);
+      expect(m.hi).toBeGreaterThanOrEqual(row.difference!);
+      const signed = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
+      expect(m.title).toContain(`95% CI [${signed(row.differenceCi!.lower)}, ${signed(row.differenceCi!.upper)}] pts`);
+    }
+    // Drawn where the numbers are: the whisker spans the bar's end (the difference) for dpo vs base overall.
+    const bar = (await chart.locator('rect.diff[data-candidate="dpo"][data-baseline="base"][data-type="overall"]').boundingBox())!;
+    const whisker = (await chart.locator('g.dci[data-candidate="dpo"][data-baseline="base"][data-type="overall"]').boundingBox())!;
+    expect(whisker.x).toBeLessThan(bar.x + bar.width);
+    expect(whisker.x + whisker.width).toBeGreaterThan(bar.x + bar.width);
+    // The table shows the same interval in points.
+    const text = await page.locator("body").innerText();
+    expect(text).toContain("Newcombe 1998, method 10");
+  });
+
+  test("examples: per type the first instructions, every variant's response side by side, escaped, cut with a visible mark, with the failed checks", async () => {
+    const ex = page.locator('div[data-section="examples"] div.example');
+    expect(await ex.count()).toBe(TEST_TYPES.length * EXAMPLES_PER_TYPE);
+    for (const type of TEST_TYPES) {
+      const ids = await page.locator(`div.example[data-type="${type}"]`).evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
+      expect(ids).toEqual([0, 1, 2].map((k) => `${type}-${k}`));
+    }
+    // Side by side: the three responses of one example share a row, left to right in variant order.
+    const cols = page.locator('div.example[data-id="list-0"] div.resp');
+    expect(await cols.evaluateAll((els) => els.map((e) => e.getAttribute("data-variant")))).toEqual(["base", "sft", "dpo"]);
+    const boxes = await Promise.all([0, 1, 2].map(async (i) => (await cols.nth(i).boundingBox())!));
+    expect(boxes[1]!.y).toBeCloseTo(boxes[0]!.y, 0);
+    expect(boxes[2]!.y).toBeCloseTo(boxes[0]!.y, 0);
+    expect(boxes[0]!.x + boxes[0]!.width).toBeLessThanOrEqual(boxes[1]!.x);
+    expect(boxes[1]!.x + boxes[1]!.width).toBeLessThanOrEqual(boxes[2]!.x);
+    // Escaped: the markup of the response is text, not elements.
+    const pre = cols.nth(0).locator("pre");
+    expect(await pre.locator("i, script").count()).toBe(0);
+    expect(await pre.innerText()).toBe(responseText("base", "list", 0));
+    expect(await page.locator("body script").count()).toBe(0);
+    expect(await page.locator('div.example[data-id="list-0"] .instruction').innerText()).toBe("do list 0 <b>&");
+    // Cut: item 1's response is longer than the limit; the shown part is its start, the mark says how much is left.
+    const long = responseText("sft", "list", 1);
+    const cut = page.locator('div.example[data-id="list-1"] div.resp[data-variant="sft"]');
+    expect(Number(await cut.locator(".trunc").getAttribute("data-omitted"))).toBe(long.length - EXAMPLE_MAX_CHARS);
+    expect(await cut.locator(".trunc").innerText()).toContain(`${long.length - EXAMPLE_MAX_CHARS} more characters not shown`);
+    expect(await cut.locator("pre").innerText()).toStartWith(long.slice(0, EXAMPLE_MAX_CHARS));
+    expect(await page.locator('div.example[data-id="list-0"] .trunc').count()).toBe(0);
+    // Failed checks, by the fixture's rule (item k succeeds when k < 2 + 3·variant + type index % 2):
+    // item 2 fails for base on the even-indexed types and succeeds everywhere else.
+    for (const id of [`${TEST_TYPES[0]}-2`, `${TEST_TYPES[1]}-2`]) {
+      for (const v of ["base", "sft", "dpo"]) {
+        const resp = page.locator(`div.example[data-id="${id}"] div.resp[data-variant="${v}"]`);
+        const success = (await resp.getAttribute("data-success")) === "true";
+        const vi = ["base", "sft", "dpo"].indexOf(v), ti = TEST_TYPES.indexOf(id.split("-")[0] as (typeof TEST_TYPES)[number]);
+        expect(success).toBe(2 < 2 + vi * 3 + (ti % 2));
+        expect(await resp.locator("ul.failed li").count()).toBe(success ? 0 : 1);
+        if (!success) expect(await resp.locator("ul.failed li").innerText()).toMatch(/length_constraints:number_words .* words, need <\d+> & more/);
+      }
+    }
+  });
+
+  test("IFEval: a table of the four metrics per variant with the numbers of the results", async () => {
+    expect(results.ifeval?.length).toBe(3);
+    const rows = await page.locator('table[data-table="ifeval-metrics"] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)));
+    const pct = (x: number | null) => (x === null ? "–" : `${(100 * x).toFixed(1)}%`);
+    expect(rows).toEqual(results.ifeval!.map(({ variant, metrics: m }) => [variant, String(m.prompts), String(m.instructions), pct(m.promptLevel.strict), pct(m.instructionLevel.strict), pct(m.promptLevel.loose), pct(m.instructionLevel.loose)]));
+    const head = await page.locator('table[data-table="ifeval-metrics"] th').allInnerTexts();
+    expect(head.slice(3).map((h) => h.toLowerCase())).toEqual(["prompt-level strict", "instruction-level strict", "prompt-level loose", "instruction-level loose"]);
   });
 });
