@@ -22,6 +22,8 @@ import { resolveGenerator, Variant, type DecodeOptions, type LoadableVariant } f
 import { EvaluationRateKind } from "./outputs.ts";
 import { FEW_SHOT_BASELINE_DEFAULT, FEW_SHOT_VARIANT, FewShotBaselineConfig, fewShotPool } from "./fewshot.ts";
 import type { FewShotExample } from "../prompts/pool.ts";
+import { SELF_JUDGE_DEFAULT, SelfJudgeConfig } from "./self-judge.ts";
+import { judgeResponses } from "./self-judge-run.ts";
 import { runEvaluation } from "./stage.ts";
 import { DEFAULT_ALPHA, EXACT_THRESHOLD } from "./stats.ts";
 
@@ -77,6 +79,8 @@ export const EvaluatorConfig = z
       .optional(),
     /** The in-context baseline `base+few-shot`, evaluated wherever the run's base model is (fewshot.ts). */
     fewShotBaseline: FewShotBaselineConfig.default(FEW_SHOT_BASELINE_DEFAULT),
+    /** The pair critic (the run's base model) against the checks, wherever the run's model is wired (self-judge.ts). */
+    selfJudge: SelfJudgeConfig.default(SELF_JUDGE_DEFAULT),
     /** Response cache; default <runDir>/.cache/evaluator. Relative to the config file. */
     cacheDir: z.string().optional(),
     /** An IFEval-format file (relative to the config file) evaluated beside or instead of the `tests` input (specs/evaluation.md §8). */
@@ -219,7 +223,16 @@ export default definePlugin({
     Object.assign(ctx.provenance.extra, { variants: identities, ownVariants: own.map((v) => v.name), decode: { greedy: true, ...decode }, prompt: format.identity, testSet: { sha256: testSetSha256, items: tests.length, ...(ifeval ? { ifeval } : {}) }, ...fewShotRecord(variants, formats) });
 
     const generator = await resolveGenerator(c.generator, c.generatorOptions, baseDir, { services: ctx.services, signal: ctx.signal, log: ctx.log });
-    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, formats, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)) });
+    const model = ctx.inputs.model;
+    const judge =
+      model && c.selfJudge.enabled
+        ? (v: Parameters<typeof judgeResponses>[3]) => {
+            let task: ReturnType<typeof ctx.progress.task> | undefined;
+            const progress = (done: number, total: number) => (task ??= ctx.progress.task("self-judge", total)).update(done);
+            return judgeResponses({ services: ctx.services, signal: ctx.signal, log: ctx.log, progress }, model, c.selfJudge, v).finally(() => task?.finish());
+          }
+        : undefined;
+    const done = await runEvaluation(ctx, { variants, identities, tests, generator, format, formats, decode, batchSize: c.batchSize, cacheDir, testSetSha256, options: analysisOptions(c, names, own.map((v) => v.name)), judge });
     if (!done) return; // interrupted: finished batches are in the cache
     for (const g of done.results.analysis.gates) ctx.gate({ name: g.name, passed: g.passed, summary: g.summary, details: { candidate: g.candidate, baseline: g.baseline, alpha: g.alpha, scope: g.scope } });
     ctx.log.info(done.summary);

@@ -10,6 +10,7 @@ import { renderReport } from "./report.ts";
 import { REPORT_FILE, responsesFile, RESULTS_FILE, SUMMARY_FILE, summaryText, type EvaluationResults, type VariantRecord } from "./results.ts";
 import type { ScoredItem } from "./evaluate.ts";
 import { ifevalResults } from "./ifeval/metrics.ts";
+import { summarizeSelfJudge, type Judgement, type SelfJudge } from "./self-judge.ts";
 import { pickExamples } from "./examples.ts";
 
 /** One line of `<variant>.responses.jsonl`. */
@@ -59,6 +60,8 @@ export interface BuildInput {
   testSetSha256: string | null;
   provenance: ProvenanceStamp | null;
   createdAt?: string;
+  /** The self-judge's verdicts (self_judge.jsonl) and how they were made, when there was a pass. */
+  selfJudge?: { judgements: readonly Judgement[] } & Pick<SelfJudge, "threshold" | "skipped" | "critic">;
 }
 
 export interface BuiltOutputs {
@@ -83,6 +86,9 @@ export function buildOutputs(input: BuildInput): BuiltOutputs {
     testSet: { items: first.length, sha256: input.testSetSha256, byType },
     provenance: input.provenance,
     ...ifevalResults(input.variants.map((v) => ({ variant: v.record.name, responses: v.responses }))),
+    ...(input.selfJudge
+      ? { selfJudge: summarizeSelfJudge(input.variants.map((v) => ({ name: v.record.name, responses: v.responses })), input.selfJudge.judgements, { metric: analysis.metric, threshold: input.selfJudge.threshold, critic: input.selfJudge.critic, skipped: input.selfJudge.skipped }) }
+      : {}),
   };
   const files: Record<string, string> = {
     [RESULTS_FILE]: JSON.stringify(results, null, 2) + "\n",

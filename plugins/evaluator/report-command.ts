@@ -3,7 +3,7 @@
 // stage's recorded config and provenance. No model is loaded; the per-item
 // outcomes are taken as recorded (not re-scored), so the rebuilt numbers are the
 // run's numbers, computed by the current statistics and rendering code.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ArtifactReader, atomicWriteFile } from "../../core/artifacts.ts";
 import { manifestPath, readJsonIfExists, type ProvenanceStamp, type RunManifest } from "../../core/provenance.ts";
@@ -11,6 +11,8 @@ import type { VariantIdentity } from "./cache.ts";
 import plugin, { analysisOptions, EvaluatorConfig } from "./index.ts";
 import { buildOutputs, ResponseRecordKind, responsesFile, type ResponseRecord } from "./outputs.ts";
 import { RESULTS_FILE, type EvaluationResults, type VariantRecord } from "./results.ts";
+import { Judgement, SELF_JUDGE_FILE } from "./self-judge.ts";
+import type { JudgePass } from "./self-judge-run.ts";
 
 export interface RebuiltStage {
   stage: string;
@@ -26,6 +28,16 @@ interface Extra {
   decode?: EvaluationResults["decode"];
   prompt?: Record<string, unknown>;
   testSet?: { sha256: string | null };
+  /** How the self-judge's verdicts (self_judge.jsonl) were made, when the stage judged. */
+  selfJudge?: JudgePass["meta"];
+}
+
+/** The self-judge's recorded verdicts, when the stage judged (its file and its provenance). */
+function readSelfJudge(dir: string, extra: Extra) {
+  const file = join(dir, SELF_JUDGE_FILE);
+  if (!extra.selfJudge || !existsSync(file)) return undefined;
+  const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+  return { judgements: lines.map((l) => Judgement.parse(JSON.parse(l))), ...extra.selfJudge };
 }
 
 /** Rebuild the outputs of every evaluator stage of a run; returns what was rebuilt. */
@@ -62,6 +74,7 @@ export async function rebuildRun(runDir: string): Promise<RebuiltStage[]> {
       prompt: extra.prompt ?? {},
       testSetSha256: extra.testSet?.sha256 ?? null,
       provenance: prov,
+      selfJudge: readSelfJudge(dir, extra),
     });
     for (const [name, data] of Object.entries(files)) atomicWriteFile(join(dir, name), data);
     out.push({ stage: id, dir, results, summary: files["summary.txt"]! });

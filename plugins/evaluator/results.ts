@@ -4,6 +4,7 @@ import type { Analysis, PairRow, RateRow } from "./analysis.ts";
 import type { VariantIdentity } from "./cache.ts";
 import { formatP } from "./stats.ts";
 import { metricsText, type IfevalVariantMetrics } from "./ifeval/metrics.ts";
+import type { SelfJudge } from "./self-judge.ts";
 
 export const RESULTS_FILE = "evaluation_results.json";
 export const SUMMARY_FILE = "summary.txt";
@@ -28,6 +29,8 @@ export interface EvaluationResults {
   provenance: ProvenanceStamp | null;
   /** IFEval's four metrics and per-id table per variant, when IFEval prompts were evaluated (specs/evaluation.md §8). */
   ifeval?: IfevalVariantMetrics[];
+  /** The pair critic (base model) against the checks per variant and type, when the run's model judged (specs/evaluation.md §9). */
+  selfJudge?: SelfJudge;
 }
 
 const pct = (x: number | null) => (x === null ? "   -  " : `${(100 * x).toFixed(1).padStart(5)}%`);
@@ -43,6 +46,17 @@ function pairLine(p: PairRow): string {
   const pts = (x: number) => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(1)}`;
   const ci = p.differenceCi === null ? "[   -  ,    -  ]" : `[${pts(p.differenceCi.lower).padStart(6)}, ${pts(p.differenceCi.upper).padStart(6)}]`;
   return `  ${`${p.candidate} vs ${p.baseline}`.padEnd(22)} ${p.scope.padEnd(22)} diff ${d.padStart(6)} pts ${ci}  h ${h.padStart(5)}  b/c ${p.table.b}/${p.table.c}  ${p.test.padEnd(14)} p ${formatP(p.p).padStart(8)}  adj ${formatP(p.pAdjusted).padStart(8)}${p.significant ? "  *" : ""}`;
+}
+
+const num = (x: number | null, d = 2) => (x === null ? "-" : x.toFixed(d));
+
+function selfJudgeLines(s: SelfJudge): string[] {
+  const out = [`self-judge (pair critic, base model, accept iff margin >= ${s.threshold}, vs the checks' ${s.metric} verdict; ${s.skipped} responses not judged):`];
+  for (const r of s.rows) {
+    const t = r.table;
+    out.push(`  ${r.variant.padEnd(14)} ${r.scope.padEnd(22)} n ${String(r.n).padStart(4)}  agree ${pct(r.agreement)}  precision ${pct(r.precision)}  recall ${pct(r.recall)}  kappa ${num(r.kappa).padStart(5)}  tp/fp/fn/tn ${t.tp}/${t.fp}/${t.fn}/${t.tn}  margin pass ${num(r.meanMargin.passed)} fail ${num(r.meanMargin.failed)}`);
+  }
+  return out;
 }
 
 /** The readable summary: the same numbers as the JSON, in columns. */
@@ -69,6 +83,7 @@ export function summaryText(r: EvaluationResults): string {
   const hits = a.rates.filter((x) => x.scope === "overall" && x.tokenLimitHits > 0);
   for (const h of hits) lines.push(`  ${h.variant}: ${h.tokenLimitHits} of ${h.n} responses hit the token limit`);
   for (const v of r.ifeval ?? []) lines.push("", metricsText(v.metrics, `IFEval, variant ${v.variant}`).trimEnd());
+  if (r.selfJudge) lines.push("", ...selfJudgeLines(r.selfJudge));
   const gates = a.gates ?? (a.gate ? [a.gate] : []);
   if (gates.length) lines.push("");
   for (const g of gates) lines.push(`gate ${g.name}: ${g.passed ? "PASS" : "FAIL"}  ${g.summary}`);

@@ -6,8 +6,10 @@
 import type { StageContext } from "../../core/plugin.ts";
 import type { AnalysisOptions } from "./analysis.ts";
 import { evaluateVariants, type EvaluateOptions } from "./evaluate.ts";
-import { buildOutputs, EvaluationRateKind, responsesFile, responsesJsonl, toRecord } from "./outputs.ts";
+import { buildOutputs, EvaluationRateKind, type BuildInput, responsesFile, responsesJsonl, toRecord } from "./outputs.ts";
 import type { EvaluationResults } from "./results.ts";
+import { SELF_JUDGE_FILE } from "./self-judge.ts";
+import type { JudgePass, ToJudge } from "./self-judge-run.ts";
 
 type Ctx = Pick<StageContext<unknown, Record<never, never>, { rates: typeof EvaluationRateKind }>, "progress" | "log" | "signal" | "provenance" | "writeFile" | "outputs">;
 
@@ -15,6 +17,8 @@ export interface EvaluationStage extends Pick<EvaluateOptions, "variants" | "ide
   tests: readonly (EvaluateOptions["instructions"][number] & { template: string })[];
   testSetSha256: string;
   options: AnalysisOptions;
+  /** The self-judge's scoring pass (self-judge-run.ts), where the run's base model is there to judge; null: interrupted. */
+  judge?: (variants: ToJudge[]) => Promise<JudgePass | null>;
 }
 
 /**
@@ -48,8 +52,17 @@ export async function runEvaluation(ctx: Ctx, s: EvaluationStage): Promise<{ res
     await ctx.writeFile(responsesFile(e.variant.name), responsesJsonl(responses));
     perVariant.push({ record: { ...e.variant, responsesFile: responsesFile(e.variant.name), generated: e.generated, cached: e.cached, loadInfo: e.loadInfo }, responses });
   }
+  let selfJudge: BuildInput["selfJudge"];
+  if (s.judge) {
+    const pass = await s.judge(evals.map((e) => ({ variant: e.variant.name, items: e.items })));
+    if (!pass) return null;
+    await ctx.writeFile(SELF_JUDGE_FILE, pass.judgements.map((j) => JSON.stringify(j) + "\n").join(""));
+    ctx.provenance.extra.selfJudge = pass.meta;
+    selfJudge = { judgements: pass.judgements, ...pass.meta };
+  }
   const { results, files } = buildOutputs({
     variants: perVariant,
+    selfJudge,
     options: s.options,
     decode: { greedy: true, ...s.decode },
     prompt: s.format.identity,

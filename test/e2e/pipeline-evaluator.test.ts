@@ -55,6 +55,33 @@ describe("the evaluator on the run's own variants", () => {
     expect(fewShot.map((r) => r.promptSha256)).toEqual(fewShot.map((r) => sha256(buildResponsePrompt(r.instruction, { seed: 0, key: "evaluation", k: 3, pool: fewShotPool(fewShot.map((x) => x.instruction)) }).prompt)));
     expect(lines("base").map((r) => r.promptSha256)).toEqual(fewShot.map((r) => sha256(`Instruction: ${r.instruction}\nResponse:`)));
     expect(ev.provenance.extra.fewShotBaseline).toMatchObject({ variant: "base+few-shot", prompt: { fewShot: 3, fewShotSeed: 0 } });
+    // The self-judge (issue 13 item 5): the base model's pair critic judged every response (each
+    // smoke test type has checks), against the checks' strict verdict, per variant and type.
+    const judged = readFileSync(join(runDir, "evaluator/self_judge.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { variant: string; id: string; margin: number; threshold: number; accepted: boolean });
+    expect(judged.length).toBe(5 * fewShot.length);
+    for (const x of judged) expect(x.accepted).toBe(x.margin >= x.threshold);
+    const sj = results.selfJudge as { metric: string; skipped: number; critic: { method: string }; rows: { variant: string; scope: string; n: number; table: Record<string, number>; agreement: number | null; kappa: number | null }[] };
+    expect(sj).toMatchObject({ metric: "strict", skipped: 0, threshold: 1 });
+    expect(["single-token", "summed-log-probs"]).toContain(sj.critic.method);
+    const overallRows = sj.rows.filter((r) => r.scope === "overall");
+    expect(overallRows.map((r) => r.variant)).toEqual(["base", "base+few-shot", "sft", "dpo", "dpo-only"]);
+    for (const row of overallRows) {
+      const t = row.table;
+      expect(t.tp! + t.fp! + t.fn! + t.tn!).toBe(row.n);
+      expect(row.n).toBe(fewShot.length);
+      // The critic's accepts are the verdicts' (the table joins them with the checks' outcomes).
+      const acc = judged.filter((x) => x.variant === row.variant && x.accepted).length;
+      expect(t.tp! + t.fp!).toBe(acc);
+    }
+    // The judge is the base model with no adapter: a response judged twice (same instruction and
+    // text under two variants) gets the same margin.
+    const full = (v: string) => readFileSync(join(runDir, `evaluator/${v}.responses.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: string; response: string });
+    const margin = new Map(judged.map((x) => [`${x.variant}/${x.id}`, x.margin]));
+    for (const r of full("sft")) for (const v of ["dpo", "dpo-only"]) {
+      const o = full(v).find((x) => x.id === r.id)!;
+      if (o.response === r.response) expect(margin.get(`${v}/${r.id}`)!).toBeCloseTo(margin.get(`sft/${r.id}`)!, 3);
+    }
+    expect(readFileSync(join(runDir, "evaluator/summary.txt"), "utf8")).toContain("self-judge (pair critic, base model");
     // report.html shows every comparison's gate, not only the first.
     const html = readFileSync(join(runDir, "evaluator/report.html"), "utf8");
     expect([...html.matchAll(/<p class="gate" data-candidate="([^"]+)" data-baseline="([^"]+)"/g)].map((x) => `${x[1]}/${x[2]}`)).toEqual(PAIRS);
@@ -62,7 +89,9 @@ describe("the evaluator on the run's own variants", () => {
     const before = results.analysis;
     const rebuilt = await cli(["report", runDir]);
     expect(rebuilt.exitCode).toBe(0);
-    expect(JSON.parse(readFileSync(join(runDir, "evaluator/evaluation_results.json"), "utf8")).analysis).toEqual(before);
+    const after = JSON.parse(readFileSync(join(runDir, "evaluator/evaluation_results.json"), "utf8"));
+    expect(after.analysis).toEqual(before);
+    expect(after.selfJudge).toEqual(results.selfJudge);
   });
 
   test("a config naming pipeline-evaluator is refused before anything runs, saying what to write instead", async () => {
