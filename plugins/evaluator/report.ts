@@ -5,6 +5,7 @@
 import type { Analysis, PairRow, RateRow } from "./analysis.ts";
 import type { TypeExamples } from "./examples.ts";
 import type { IfevalVariantMetrics } from "./ifeval/metrics.ts";
+import { selfJudgeSection } from "./report-self-judge.ts";
 import type { EvaluationResults } from "./results.ts";
 import { formatP } from "./stats.ts";
 
@@ -199,7 +200,7 @@ ${table(["variant", "type", "n", "strict ✓", "strict rate", "95% CI", "loose �
 ${differencesChart(a.pairs, a.confidence)}
 ${a.pairs.length ? `<p class="note">Difference = candidate − baseline in percentage points; ${Math.round(a.confidence * 100)}% CI: ${esc(a.differenceCiMethod ?? "none")}. a/b/c/d: both succeed / candidate only / baseline only / neither.</p>` : ""}
 ${a.pairs.length ? table(["pair", "type", "n", "a/b/c/d", "diff (pts)", `${Math.round(a.confidence * 100)}% CI (pts)`, "Cohen's h", "test", "χ²", "p", "p (BH)", "significant"], pairRows) : ""}
-${r.ifeval?.length ? ifevalSection(r.ifeval) : ""}${examplesSection(examples, a.metric)}<h2>Response lengths</h2>
+${r.ifeval?.length ? ifevalSection(r.ifeval) : ""}${r.selfJudge ? selfJudgeSection(r.selfJudge, esc) : ""}${examplesSection(examples, a.metric)}<h2>Response lengths</h2>
 ${lengthsChart(a)}
 ${table(["variant", "n", "mean", "min", "Q1", "median", "Q3", "max"], a.lengths.map((l) => [l.variant, l.n, l.mean.toFixed(1), l.min, num(l.q1), num(l.median), num(l.q3), l.max]))}
 <h2>Provenance</h2>

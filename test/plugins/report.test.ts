@@ -21,7 +21,7 @@ const responseText = (name: string, type: string, k: number) => `resp ${name} ${
 
 /** Three variants on 5 types x 10 items; success patterns chosen per variant. Even items
  *  carry an IFEval instruction id on their check, so the IFEval section is there too. */
-function built(gates?: [string, string][]): BuiltOutputs {
+function built(gates?: [string, string][], selfJudge = true): BuiltOutputs {
   const names = ["base", "sft", "dpo"];
   const variants = names.map((name, vi) => {
     const record: VariantRecord = { name, hash: `h${vi}`.padEnd(64, "0"), model: { path: "/m/base.gguf", sha256: "a".repeat(64) }, adapters: vi ? [{ path: `/m/${name}.gguf`, sha256: "b".repeat(64), scale: 1 }] : [], responsesFile: `${name}.responses.jsonl`, generated: 50, cached: 0, loadInfo: null };
@@ -37,7 +37,12 @@ function built(gates?: [string, string][]): BuiltOutputs {
     });
     return { record, responses };
   });
-  return buildOutputs({ variants, options: { metric: "strict", alpha: 0.01, confidence: 0.95, ...(gates ? { pairs: gates, gates: gates.map((compare) => ({ alpha: 0.01, compare, scope: "overall" as const })) } : { gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }) }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" });
+  // The critic's margin per response: accepts most successes and some failures (a mixed agreement table).
+  const judgements = variants.flatMap(({ record, responses }) => responses.map((r, i) => {
+    const margin = r.success.strict ? (i % 3 === 0 ? 0.5 : 2) : i % 4 === 0 ? 1.5 : -1;
+    return { variant: record.name, id: r.id, margin, threshold: 1, accepted: margin >= 1 };
+  }));
+  return buildOutputs({ variants, ...(selfJudge ? { selfJudge: { judgements, threshold: 1, skipped: 2, critic: { labels: "A/B" } } } : {}), options: { metric: "strict", alpha: 0.01, confidence: 0.95, ...(gates ? { pairs: gates, gates: gates.map((compare) => ({ alpha: 0.01, compare, scope: "overall" as const })) } : { gate: { alpha: 0.01, compare: ["sft", "base"], scope: "overall" } }) }, decode: { greedy: true, maxTokens: 128, stop: [] }, prompt: { version: "1.0.0" }, testSetSha256: "d".repeat(64), provenance: null, createdAt: "2026-01-01T00:00:00.000Z" });
 }
 const fixture = (gates?: [string, string][]): EvaluationResults => built(gates).results;
 
@@ -60,6 +65,11 @@ describe("report HTML (static)", () => {
   test("the report written with the results shows examples; without responses it has none", () => {
     expect(built().files["report.html"]).toContain('data-section="examples"');
     expect(renderReport(fixture())).not.toContain('data-section="examples"');
+  });
+
+  test("the self-judge section is there with results.selfJudge, and absent without it", () => {
+    expect(built().files["report.html"]).toContain('data-section="self-judge"');
+    expect(built(undefined, false).files["report.html"]).not.toContain('data-section="self-judge"');
   });
 
   test("text from the data is escaped", () => {
@@ -163,8 +173,8 @@ describe.skipIf(skipBrowser)("report HTML in headless Chromium", () => {
   test("the gate decision and the tables are shown", async () => {
     const text = await page.locator("body").innerText();
     expect(text).toContain("Gate significance sft vs base: PASS");
-    // rates, pairs, IFEval's four metrics, IFEval per id, lengths, provenance
-    expect(await page.locator("table").count()).toBe(6);
+    // rates, pairs, IFEval's four metrics, IFEval per id, self-judge, lengths, provenance
+    expect(await page.locator("table").count()).toBe(7);
   });
 
   test("paired-differences chart: a CI whisker per pair and scope carrying results.json's differenceCi", async () => {
@@ -231,6 +241,31 @@ describe.skipIf(skipBrowser)("report HTML in headless Chromium", () => {
         if (!success) expect(await resp.locator("ul.failed li").innerText()).toMatch(/length_constraints:number_words .* words, need <\d+> & more/);
       }
     }
+  });
+
+  test("self-judge: one row per variant and scope carrying results.json's agreement, precision, recall and kappa", async () => {
+    const json = JSON.parse(outputs.files["evaluation_results.json"]!) as EvaluationResults;
+    const sj = json.selfJudge!;
+    expect(sj.rows.length).toBe(3 * 6);
+    const rows = await page.locator('table[data-table="self-judge"] tbody tr').evaluateAll((trs) => trs.map((tr) => ({ v: tr.getAttribute("data-variant"), t: tr.getAttribute("data-type"), n: Number(tr.getAttribute("data-n")), agreement: tr.getAttribute("data-agreement"), precision: tr.getAttribute("data-precision"), recall: tr.getAttribute("data-recall"), kappa: tr.getAttribute("data-kappa"), cells: [...tr.querySelectorAll("td")].map((td) => td.textContent) })));
+    expect(rows.length).toBe(sj.rows.length);
+    const num = (x: string | null) => (x === "null" ? null : Number(x));
+    sj.rows.forEach((r, i) => {
+      const got = rows[i]!;
+      expect([got.v, got.t, got.n]).toEqual([r.variant, r.scope, r.n]);
+      for (const k of ["agreement", "precision", "recall", "kappa"] as const) {
+        const want = r[k];
+        if (want === null) expect(got[k]).toBe("null");
+        else expect(num(got[k])!).toBeCloseTo(want, 9);
+      }
+      expect(got.cells[3]).toBe(`${r.table.tp} / ${r.table.fp} / ${r.table.fn} / ${r.table.tn}`);
+    });
+    // By hand for base · factual: successes k = 0, 1 (margins 0.5, 2), failures k = 2..9 with
+    // margin 1.5 at k = 4, 8: tp 1, fp 2, fn 1, tn 6; agreement 7/10, precision 1/3, recall 1/2,
+    // kappa = (0.7 − (0.3·0.2 + 0.7·0.8)) / (1 − 0.62) = 0.08 / 0.38 = 0.2105.
+    const first = rows.find((r) => r.v === "base" && r.t === TEST_TYPES[0])!;
+    expect(first.cells.slice(2, 8)).toEqual(["10", "1 / 2 / 1 / 6", "70.0%", "33.3%", "50.0%", "0.211"]);
+    expect(await page.locator('div[data-section="self-judge"]').innerText()).toContain("2 responses not judged");
   });
 
   test("IFEval: a table of the four metrics per variant with the numbers of the results", async () => {
