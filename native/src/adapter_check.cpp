@@ -20,14 +20,6 @@ bool ends_with(const std::string & s, const std::string & suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string shape_text(const int64_t * ne) {
-    int n = 4;
-    while (n > 1 && ne[n - 1] == 1) n--;
-    std::string s = "[";
-    for (int i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
-}
-
 struct Pair {
     int64_t a = -1, b = -1;   // tensor ids
 };

@@ -123,4 +123,12 @@ std::string float_text(double v) {
     return buf;
 }
 
+std::string shape_text(const int64_t * ne) {
+    int n = 4;
+    while (n > 1 && ne[n - 1] == 1) n--;
+    std::string s = "[";
+    for (int i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
+    return s + "]";
+}
+
 }  // namespace selftune

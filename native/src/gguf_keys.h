@@ -48,4 +48,7 @@ struct GgufKeys {
 // "nan", "inf", "-inf" or the shortest decimal that reads back as the same float.
 std::string float_text(double v);
 
+// A tensor's ggml shape (ne[0..3]) for messages, trailing 1s dropped: "[64, 4]".
+std::string shape_text(const int64_t * ne);
+
 }  // namespace selftune

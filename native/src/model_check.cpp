@@ -176,14 +176,6 @@ struct Expected {
 };
 using TensorTable = std::map<std::string, Expected>;
 
-std::string shape_text(const int64_t * ne) {
-    int n = 4;
-    while (n > 1 && ne[n - 1] == 1) n--;
-    std::string s = "[";
-    for (int i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
-}
-
 // Requires the per-layer keys llama.cpp's llama and qwen2 builders divide by.
 void check_llama_family_hparams(const GgufKeys & k, const std::string & arch, const Hparams & h) {
     const std::string A = arch + ".";
