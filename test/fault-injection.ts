@@ -14,17 +14,8 @@ import { expect } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { sha256File } from "../core/artifacts.ts";
+import { mulberry32 } from "../native/gguf/random.ts";
 import { cli, ROOT, tempDir } from "./helpers.ts";
-
-/** mulberry32: the kill schedule is reproducible from its seed. */
-export function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // As a user interrupts: Ctrl-C, Ctrl-C under `bun run` (the signal arrives twice), SIGTERM, SIGKILL.
 export const FAULTS = ["SIGINT", "SIGINT twice", "SIGTERM", "SIGKILL"] as const;
@@ -120,7 +111,7 @@ export async function faultInjection<S>(cfg: string, files: string[], o: FaultOp
   const ref = await cli(["run", cfg, "--run-dir", join(dir, "ref")]);
   if (ref.exitCode !== 0) throw new Error(`the uninterrupted run failed:\n${ref.stderr}`);
   const want = await hashes(join(dir, "ref"), files);
-  const random = rng(o.seed);
+  const random = mulberry32(o.seed); // the kill schedule is reproducible from its seed
   const log: string[] = [];
   let landed = 0, completed = 0, chain = 0, wrapperKills = 0;
   const where: Record<string, number> = {};

@@ -26,7 +26,8 @@ import { cachedModel, tinyModel, type SynthPreset } from "../gguf/index.ts";
 import { loadModel, quantize, type ScoreItem, type ScoreOutput } from "../index.ts";
 import { loadTrainModel, trainBackends, type TrainBackendKind } from "../train.ts";
 import { EngineScorer } from "../../plugins/shared/scorer.ts";
-import { REPO_ROOT, seededRandom, sftTexts } from "./train.ts";
+import { REPO_ROOT, sftTexts } from "./train.ts";
+import { mulberry32 } from "../gguf/random.ts";
 
 const STORIES = join(REPO_ROOT, "..", "shared", "models", "stories260K.gguf");
 const QUANTIZED = /q\d|iq\d/i;
@@ -45,7 +46,7 @@ function items(vocab: number, cands: number[]): ScoreItem[] {
     const k = text.indexOf("Response:") + "Response:".length;
     out.push({ prompt: text.slice(0, k), continuation: text.slice(k), ...(i % 2 === 0 ? { candidates: cands } : {}) });
   });
-  const rand = seededRandom(7);
+  const rand = mulberry32(7);
   const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * vocab));
   for (let i = 0; i < 16; i++) out.push({ prompt: ids(200), continuation: ids(200) });
   return out;

@@ -41,6 +41,7 @@ import { cachedModel, type SynthPreset } from "../gguf/index.ts";
 import { buildInfo, loadModel, physicalCores, quantize, type QuantType } from "../index.ts";
 import { EngineScorer } from "../../plugins/shared/scorer.ts";
 import { loadTrainModel, lossMask, packExamples, trainBackends, type TrainBackendKind, type TrainData, type TrainExample, type TrainModel, type TrainModelInfo, type TrainSession } from "../train.ts";
+import { mulberry32 } from "../gguf/random.ts";
 
 // ---- shared with train_parity.ts -------------------------------------------------------------
 
@@ -74,21 +75,9 @@ export async function sftExamples(modelPath: string, n: number): Promise<TrainEx
   }
 }
 
-/** mulberry32: a seeded stream, so a dataset is the same on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` sequences of `seq` random ids in [0, vocab), loss on the second half (the peer's labels). */
 export function randomExamples(count: number, seq: number, vocab: number, seed: number): TrainData {
-  const rand = seededRandom(seed);
+  const rand = mulberry32(seed);
   const tokens = new Int32Array(count * seq);
   const loss = new Uint8Array(count * seq);
   const offsets = new Float64Array(count + 1);
@@ -354,7 +343,7 @@ async function benchScore(preset: SynthPreset, type: BaseType, c: { backend: Bac
     if (c.backend !== "auto" && model.info.backend !== c.backend) throw new Error(`asked for backend ${c.backend}, the model is on ${model.info.backend}`);
     if (c.storage && model.info.storage !== c.storage) throw new Error(`asked for storage ${c.storage}, the model reports ${model.info.storage}`);
     // Every step's items are made before the clock starts; each step gets fresh tokens, as the peer's.
-    const rand = seededRandom(1);
+    const rand = mulberry32(1);
     const V = model.info.vocabSize;
     const steps = Array.from({ length: c.warmup + c.steps }, () =>
       Array.from({ length: c.batch }, () => {

@@ -34,7 +34,8 @@ import { parseArgs } from "node:util";
 import { cachedModel, llamaCppDirs, type SynthPreset } from "../gguf/index.ts";
 import { physicalCores } from "../index.ts";
 import { LORA_TARGETS, packExamples, planTraining, type StepRecord, type TrainData, type TrainModelInfo, type TrainOptions } from "../train.ts";
-import { PEFT_SCRIPT, REPO_ROOT, checkBackend, loadFor, peerAvailable, seededRandom, sftExamples, type BackendChoice, type StorageChoice } from "./train.ts";
+import { PEFT_SCRIPT, REPO_ROOT, checkBackend, loadFor, peerAvailable, sftExamples, type BackendChoice, type StorageChoice } from "./train.ts";
+import { mulberry32 } from "../gguf/random.ts";
 
 interface Slot {
   layer: number;
@@ -89,7 +90,7 @@ function scheduledLr(s: number, total: number, warmup: number, lr: number, kind:
 
 /** Random ids, lengths in [minSeq, seq], loss from a random split point on (never token 0). */
 function randomData(n: number, minSeq: number, seq: number, vocab: number, seed: number): TrainData {
-  const rand = seededRandom(seed);
+  const rand = mulberry32(seed);
   const examples = [];
   for (let i = 0; i < n; i++) {
     const len = minSeq + Math.floor(rand() * (seq - minSeq + 1));

@@ -14,6 +14,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gv, readGguf, readTensorBytes, writeGguf } from "../gguf/index.ts";
+import { mulberry32 } from "../gguf/random.ts";
 import { synthesizeModel } from "../gguf/synth.ts";
 import { GgmlType } from "../gguf/types.ts";
 import type { GgufMetadata, GgufValue } from "../gguf/values.ts";
@@ -43,18 +44,6 @@ export const TINY_SHAPE = { hidden: 32, layers: 2, heads: 2, kvHeads: 1, ffn: 64
 const VOCAB_SIZE = 512;
 const RANK = 4;
 
-/** Seeded uniform [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The first 512 tokens of llama-spm (unk, bos, eos, the 256 byte tokens, common pieces). */
 async function writeSmallVocab(path: string): Promise<void> {
   const src = readGguf(vocabPath("llama-spm"));
@@ -75,7 +64,7 @@ function randomF32(n: number, next: () => number, scale: number): Uint8Array {
 }
 
 async function writeAdapter(path: string, arch: Arch, seed: number): Promise<void> {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const E = TINY_SHAPE.hidden;
   const KV = (TINY_SHAPE.hidden / TINY_SHAPE.heads) * TINY_SHAPE.kvHeads;
   const tensors = [];
@@ -153,7 +142,7 @@ function extremes(f: Field): { label: string; put: (dv: DataView, at: number) =>
 }
 
 function byteMutants(kind: Mutant["kind"], arch: Arch, name: string, base: Uint8Array, seed: number, counts: { cuts: number; flips: number; tensorsSampled: number }): Mutant[] {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const layout = ggufLayout(base);
   const out: Mutant[] = [];
   const tag = `${name}`;

@@ -38,3 +38,19 @@ export function fillNormalish(out: Float32Array, key: number, start: number, std
     out[i] = ((a & 0xffff) + (a >>> 16) + (b & 0xffff) + (b >>> 16) - IRWIN_HALL_MEAN) * scale;
   }
 }
+
+/**
+ * mulberry32: a small seeded stream of uniforms in [0, 1), the same on every machine. For
+ * sequential draws (datasets, mutation corpora, kill schedules); weights use the
+ * counter-based stream above.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
