@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { tinyModel } from "../../native/gguf/fixtures.ts";
 import { FAULT_SEED, faultInjection } from "../fault-injection.ts";
 import { FIXTURE_PLUGINS, tempDir, writeConfig } from "../helpers.ts";
+import { smallConfig } from "../plugins/generate-helpers.ts";
 import { patternPairs, tiny } from "../train/helpers.ts";
 
 // Dozens of child runs on a shared 2-core box.
@@ -30,30 +31,7 @@ beforeAll(async () => {
 describe("fault injection: random kills of real model runs end byte-identical to an uninterrupted run", () => {
   test("generating stages (instructions, responses)", async () => {
     const dir = tempDir();
-    const cfg = writeConfig(dir, "gen.yaml", `name: fi-gen
-seed: 5
-stages:
-  - id: load
-    plugin: loader
-    config:
-      synthesize: { arch: qwen2, preset: tiny, type: f16 }
-      contextSize: 2048
-      parallel: 8
-      threads: 1
-      sentinels: { maxTokens: 8 }
-  - plugin: instructions
-    config:
-      count: 12
-      batch: 2
-      maxCalls: 8
-      poolFill: true
-      sampling: { maxTokens: 24 }
-      critic: { threshold: -1000 }
-  - plugin: responses
-    config:
-      batch: 2
-      sampling: { maxTokens: 12 }
-`);
+    const cfg = smallConfig(dir, "gen.yaml", { name: "fi-gen", seed: 5, count: 12, maxCalls: 8 });
     const t0 = performance.now();
     const r = await faultInjection(cfg, ["load/model.jsonl", "instructions/instructions.jsonl", "responses/examples.jsonl"], { kills: KILLS, seed: FAULT_SEED + 10, maxDelayMs: 1500, after: STAGE_STARTED, wrapperShare: 0.5 });
     console.log(`generating stages: ${r.landed} kills (${r.wrapperKills} in the bun run wrapper), ${r.completed} completed runs, ${((performance.now() - t0) / 1000).toFixed(1)} s (seed ${FAULT_SEED + 10}); kills by stage: ${JSON.stringify(r.where)}`);
