@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { cli, ROOT, tempDir } from "../helpers.ts";
+import { cli, interruptAt, ROOT, tempDir } from "../helpers.ts";
 
 /** `<!-- file: PATH -->` followed by a fenced block: PATH -> the block's text. */
 export function namedBlocks(markdown: string): Map<string, string> {
@@ -108,13 +108,9 @@ describe("the plugin guide, run as written", () => {
     const response = (n: number) => (n % 3 === 0 ? `Yes ${n}.` : `The answer to question ${n} is this.`);
     writeFileSync(join(dir, "data.jsonl"), Array.from({ length: N }, (_, i) => `${JSON.stringify({ instruction: `Question ${i + 1}?`, response: response(i + 1) })}\n`).join(""));
     const child = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), "run", "selftune.yaml"], { cwd: dir, stdout: "ignore", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "off" } });
-    // Freeze the run at the filter's first resume point, then interrupt it: mid-stage on any machine.
+    // Interrupted at the filter's first resume point: mid-stage on any machine.
     const commitFile = join(dir, "runs/my-data/my-filter/kept.jsonl.commit.json");
-    for (let i = 0; i < 30_000 && !existsSync(commitFile); i++) await Bun.sleep(2);
-    child.kill("SIGSTOP");
-    expect(existsSync(commitFile)).toBe(true);
-    child.kill("SIGINT");
-    child.kill("SIGCONT");
+    expect(await interruptAt(child, commitFile)).toBe(true);
     expect(await child.exited).toBe(130);
     const cursor = JSON.parse(readFileSync(commitFile, "utf8")).cursor as number;
     expect(cursor).toBeGreaterThan(0);

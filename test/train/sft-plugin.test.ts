@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { sha256File } from "../../core/artifacts.ts";
 import { loadModel } from "../../native/index.ts";
 import { TrainingManifest } from "../../plugins/sft/kinds.ts";
-import { cli, ROOT, tempDir, writeConfig } from "../helpers.ts";
+import { cli, interruptAt, ROOT, tempDir, writeConfig } from "../helpers.ts";
 import { tiny } from "./helpers.ts";
 
 // Written outside the checkout: a bare "zod" would not resolve there (no node_modules above it).
@@ -112,17 +112,11 @@ describe("sft plugin", () => {
 
     const s = await setup(good, "      maxSteps: 6\n      epochs: 3\n");
     const proc = Bun.spawn(["bun", join(ROOT, "core/cli.ts"), "run", s.cfg, "--run-dir", s.runDir], { stdout: "pipe", stderr: "pipe", env: { ...process.env, SELFTUNE_PROGRESS: "json" } });
-    // Interrupt once a checkpoint exists (checkpointEvery: 1), twice as `bun run` forwards it.
-    // The run is frozen (SIGSTOP) the moment the first checkpoint appears and the interrupts
-    // are delivered as it continues, so they land mid-training however fast the machine is:
-    // a run that finishes first would not test resume, and fails here.
+    // Interrupt once a checkpoint exists (checkpointEvery: 1), twice as `bun run` forwards it,
+    // the moment the first checkpoint appears, so it lands mid-training however fast the
+    // machine is: a run that finishes first would not test resume, and fails here.
     const ck = join(s.sftDir, "checkpoint.bin");
-    for (let i = 0; i < 12_000 && !existsSync(ck); i++) await Bun.sleep(5);
-    proc.kill("SIGSTOP");
-    expect(existsSync(ck)).toBe(true);
-    proc.kill("SIGINT");
-    proc.kill("SIGINT");
-    proc.kill("SIGCONT");
+    expect(await interruptAt(proc, ck, ["SIGINT", "SIGINT"])).toBe(true);
     const code = await proc.exited;
     expect(code).toBe(130);
     expect(existsSync(join(s.sftDir, "adapter.gguf"))).toBe(false); // interrupted before the end
