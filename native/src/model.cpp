@@ -98,22 +98,12 @@ static std::string load_failure(const std::string & path, const std::string & wh
     return path + ": llama.cpp could not load the model" + (why.empty() ? "" : ": " + why);
 }
 
-// ggml's AMX matmul (the extra buffer type it picks for Q4_0/Q8_0/K-quant weights when built
-// with AMX_INT8) segfaults at the first decode of any quantized model (Xeon with AMX, ggml
-// 0.25.1: test/native/gguf-mutation.test.ts found it). Our builds compile AMX out
-// (native/CMakeLists.txt) and ggml_cpu_has_amx_int8() is a compile-time answer, so this only
-// guards a ggml built by other flags: then the weights stay in plain CPU buffers.
-static bool extra_buffer_types_safe() {
-    return !ggml_cpu_has_amx_int8();
-}
-
 void ModelHandle::check_loads(const std::string & path) {
     validate_model_file(path, false);
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
     mp.no_alloc = true;
     mp.load_mode = LLAMA_LOAD_MODE_NONE;   // llama.cpp's no_alloc pass maps nothing
-    mp.use_extra_bufts = extra_buffer_types_safe();
     LogCapture capture;
     llama_model * model = llama_model_load_from_file(path.c_str(), mp);
     if (!model) throw std::runtime_error(load_failure(path, capture.errors()));
@@ -133,7 +123,6 @@ std::shared_ptr<ModelHandle> ModelHandle::load(const std::string & path, const M
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
     mp.vocab_only = params.vocab_only;
-    mp.use_extra_bufts = extra_buffer_types_safe();
     mp.load_mode = params.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     mp.progress_callback = [](float p, void * ud) -> bool {
         auto * s = static_cast<ProgressState *>(ud);
